@@ -1,0 +1,7 @@
+"""skvoxel: one linear model fitted to many voxels at once, scikit-learn style."""
+
+from .linear_model import MassUnivariateOLS
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["MassUnivariateOLS", "__version__"]

@@ -1,0 +1,89 @@
+"""Tests for skvoxel._ols: the design factorisation and the block kernel."""
+
+import numpy as np
+import pytest
+
+from skvoxel._ols import factor_design, fit_block, working_dtype
+
+from .conftest import make_design, make_voxels
+
+
+def test_pinv_matches_numpy(rng):
+    """An unweighted full-rank design gives numpy's pinv, rank and singular values."""
+    X = make_design(30, 4, rng=rng)
+    factors = factor_design(X)
+    np.testing.assert_allclose(factors.pinv, np.linalg.pinv(X), rtol=1e-14, atol=1e-15)
+    assert factors.rank == np.linalg.matrix_rank(X) == 4
+    np.testing.assert_allclose(
+        factors.singular_values, np.linalg.svd(X, compute_uv=False), rtol=1e-14
+    )
+
+
+def test_rank_deficient_design(rng):
+    """A column that is a sum of two others lowers the rank; cov is pinv(X'X)."""
+    X = make_design(30, 4, rng=rng)
+    X = np.column_stack([X, X[:, 0] + X[:, 1]])
+    factors = factor_design(X)
+    assert factors.rank == np.linalg.matrix_rank(X) == 4
+    np.testing.assert_allclose(
+        factors.cov_unscaled, np.linalg.pinv(X.T @ X), rtol=1e-8, atol=1e-12
+    )
+    # The row space holds the rows of X and nothing orthogonal to them.
+    projector = factors.row_space @ factors.row_space.T
+    np.testing.assert_allclose(projector @ X[3], X[3], atol=1e-12)
+    null_direction = np.array([1.0, 1.0, 0.0, 0.0, -1.0])
+    np.testing.assert_allclose(projector @ null_direction, 0.0, atol=1e-12)
+
+
+def test_weighted_pinv(rng):
+    """With weights the map is pinv(W^1/2 X) W^1/2."""
+    X = make_design(25, 3, rng=rng)
+    w = rng.uniform(0.1, 3.0, size=25)
+    factors = factor_design(X, w)
+    sqrt_w = np.sqrt(w)
+    expected = np.linalg.pinv(X * sqrt_w[:, None]) * sqrt_w
+    np.testing.assert_allclose(factors.pinv, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_zero_design_has_rank_zero():
+    """An all-zero design has rank 0 and a zero pseudo-inverse."""
+    factors = factor_design(np.zeros((5, 2)))
+    assert factors.rank == 0
+    np.testing.assert_array_equal(factors.pinv, 0.0)
+
+
+def test_fit_block_coef_and_rss(rng):
+    """The kernel gives pinv @ Y and the explicit residual sum of squares."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 20, rng=rng)
+    pinv = np.linalg.pinv(X)
+    coef, rss = fit_block(pinv, X, Y)
+    np.testing.assert_allclose(coef, pinv @ Y, rtol=1e-13)
+    np.testing.assert_allclose(rss, ((Y - X @ coef) ** 2).sum(axis=0), rtol=1e-12)
+
+
+def test_fit_block_flags_non_finite_data(rng):
+    """NaN or inf in a column makes exactly that column's rss non-finite."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 6, rng=rng)
+    Y[3, 1] = np.nan
+    Y[0, 4] = np.inf
+    Y[7, 5] = -np.inf
+    _, rss = fit_block(np.linalg.pinv(X), X, Y)
+    np.testing.assert_array_equal(
+        np.isfinite(rss), [True, False, True, True, False, False]
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.int16, np.float64),
+        (np.float16, np.float64),
+    ],
+)
+def test_working_dtype(given, expected):
+    """float32 stays float32; everything else computes in float64."""
+    assert working_dtype(given) == expected

@@ -1,0 +1,420 @@
+"""Tests for skvoxel.linear_model.MassUnivariateOLS: fit, predict, score, errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import r2_score
+
+from skvoxel import MassUnivariateOLS
+
+from .conftest import make_design, make_voxels
+
+
+def seed_design():
+    """The seed notebook's design: a linear trend and a constant, 12 rows."""
+    X = np.ones((12, 2))
+    X[:, 0] = np.linspace(-1, 1, 12)
+    return X
+
+
+def explicit_rss(X, Y, coef, intercept=0.0, sample_weight=None):
+    """Residual sum of squares written out, weights included."""
+    residuals = Y - X @ coef - intercept
+    weights = 1.0 if sample_weight is None else sample_weight[:, None]
+    return (weights * residuals**2).sum(axis=0)
+
+
+# --- The seed example ---------------------------------------------------------
+
+
+def test_seed_example(rng):
+    """pinv_ is pinv(X); coef_ is (2, 3): slopes, intercepts, a column per y_k."""
+    X = seed_design()
+    ys = [rng.normal(size=12) for _ in range(3)]
+    Y = np.stack(ys, axis=1)
+    model = MassUnivariateOLS().fit(X, Y)
+    np.testing.assert_allclose(model.pinv_, np.linalg.pinv(X), rtol=1e-14, atol=1e-16)
+    assert model.coef_.shape == (2, 3)
+    for k, y_k in enumerate(ys):
+        np.testing.assert_allclose(
+            model.coef_[:, k], np.linalg.pinv(X) @ y_k, rtol=1e-12
+        )
+        slope, intercept = np.polyfit(X[:, 0], y_k, deg=1)
+        np.testing.assert_allclose(model.coef_[0, k], slope, rtol=1e-10)
+        np.testing.assert_allclose(model.coef_[1, k], intercept, rtol=1e-10)
+    assert model.rank_ == 2
+    assert model.df_resid_ == 10
+
+
+# --- Agreement with independent solvers (hypothesis) -------------------------
+
+
+@st.composite
+def regression_problems(draw):
+    """Random, rank-deficient, weighted and float32 problems."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    n_regressors = draw(st.integers(1, 6))
+    n_samples = draw(st.integers(2, 30))
+    n_voxels = draw(st.integers(1, 25))
+    rank_deficient = draw(st.booleans()) and n_regressors >= 3
+    weighted = draw(st.booleans())
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, n_regressors))
+    if rank_deficient:
+        X[:, -1] = X[:, 0] - 2 * X[:, 1]
+    Y = make_voxels(X, n_voxels, rng=rng, baseline=3.0)
+    weights = rng.uniform(0.2, 4.0, size=n_samples) if weighted else None
+    return X.astype(dtype), Y.astype(dtype), weights
+
+
+def reference_fit(X, Y, sample_weight):
+    """Float64 least squares on the same values: lstsq, LinearRegression, bound.
+
+    The rank cut-off is the one documented for the working dtype, and the
+    tolerance is the least-squares perturbation bound, ``eps * cond(X)**2``
+    (scaled by the problem size), for that dtype.
+    """
+    dtype = X.dtype
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    sqrt_w = np.ones(len(X)) if sample_weight is None else np.sqrt(sample_weight)
+    Xw = X64 * sqrt_w[:, None]
+    rcond = max(X.shape) * np.finfo(dtype).eps
+    lstsq, _, rank, s = np.linalg.lstsq(Xw, Y64 * sqrt_w[:, None], rcond=rcond)
+    lin = LinearRegression(fit_intercept=False).fit(
+        X64, Y64, sample_weight=sample_weight
+    )
+    cond = s[0] / s[rank - 1]
+    tol = 50 * max(X.shape) * np.finfo(dtype).eps * cond**2
+    return lstsq, lin.coef_.T, rank, tol
+
+
+@settings(max_examples=150, deadline=None)
+@given(problem=regression_problems())
+def test_coef_matches_linear_regression_and_lstsq(problem):
+    """coef_ equals lstsq and LinearRegression's coef_.T; rss_ the explicit sum."""
+    X, Y, w = problem
+    model = MassUnivariateOLS().fit(X, Y, sample_weight=w)
+    assert model.coef_.dtype == X.dtype
+    lstsq, lin_coef, rank, tol = reference_fit(X, Y, w)
+    scale = np.abs(lstsq).max() + 1.0
+    np.testing.assert_allclose(model.coef_, lstsq, rtol=tol, atol=tol * scale)
+    if X.dtype == np.float64:
+        # LinearRegression (scipy's gelsd) cuts at float64 precision only.
+        np.testing.assert_allclose(model.coef_, lin_coef, rtol=tol, atol=tol * scale)
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    rss = explicit_rss(X64, Y64, model.coef_.astype(np.float64), sample_weight=w)
+    rss_scale = (Y64**2).sum(axis=0).max()
+    np.testing.assert_allclose(model.rss_, rss, rtol=tol, atol=tol * rss_scale)
+    assert model.rank_ == rank
+    assert model.df_resid_ == X.shape[0] - model.rank_
+
+
+@settings(max_examples=60, deadline=None)
+@given(problem=regression_problems(), chunk_size=st.integers(1, 30))
+def test_every_chunk_size_gives_the_same_fit(problem, chunk_size):
+    """Any block size gives the one-block result, to rounding."""
+    X, Y, w = problem
+    whole = MassUnivariateOLS(chunk_size=Y.shape[1]).fit(X, Y, sample_weight=w)
+    blocked = MassUnivariateOLS(chunk_size=chunk_size).fit(X, Y, sample_weight=w)
+    # Only the summation order inside BLAS may change with the block width.
+    rtol = 50 * np.finfo(X.dtype).eps * X.shape[0]
+    atol = rtol * (np.abs(whole.coef_).max() + 1.0)
+    np.testing.assert_allclose(blocked.coef_, whole.coef_, rtol=rtol, atol=atol)
+    rss_atol = rtol * (Y.astype(np.float64) ** 2).sum(axis=0).max()
+    np.testing.assert_allclose(blocked.rss_, whole.rss_, rtol=rtol, atol=rss_atol)
+
+
+def test_fit_intercept_matches_linear_regression(rng):
+    """With fit_intercept the constant goes to intercept_, as in LinearRegression."""
+    X = make_design(50, 3, rng=rng, constant=False)
+    Y = make_voxels(X, 30, rng=rng, baseline=100.0)
+    model = MassUnivariateOLS(fit_intercept=True).fit(X, Y)
+    lin = LinearRegression().fit(X, Y)
+    np.testing.assert_allclose(model.coef_, lin.coef_.T, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_, lin.intercept_, rtol=1e-12)
+    assert model.pinv_.shape == (4, 50)
+    np.testing.assert_allclose(model.pinv_[-1] @ Y, model.intercept_, rtol=1e-12)
+    # rank_ and singular values count the constant column, unlike LinearRegression.
+    assert model.rank_ == 4
+    assert model.singular_values_.shape == (4,)
+    assert model.df_resid_ == 46
+    rss = explicit_rss(X, Y, model.coef_, model.intercept_)
+    np.testing.assert_allclose(model.rss_, rss, rtol=1e-10)
+    np.testing.assert_allclose(model.sigma2_, rss / 46, rtol=1e-10)
+
+
+def test_weighted_fit_intercept_matches_linear_regression(rng):
+    """Weights and intercept together match LinearRegression with sample_weight."""
+    X = make_design(40, 2, rng=rng, constant=False)
+    Y = make_voxels(X, 10, rng=rng, baseline=5.0)
+    w = rng.uniform(0.5, 2.0, size=40)
+    model = MassUnivariateOLS(fit_intercept=True).fit(X, Y, sample_weight=w)
+    lin = LinearRegression().fit(X, Y, sample_weight=w)
+    np.testing.assert_allclose(model.coef_, lin.coef_.T, rtol=1e-10)
+    np.testing.assert_allclose(model.intercept_, lin.intercept_, rtol=1e-10)
+
+
+def test_zero_weight_equals_dropping_the_sample(rng):
+    """A sample of weight zero is as if absent, degrees of freedom included."""
+    X = make_design(30, 3, rng=rng)
+    Y = make_voxels(X, 8, rng=rng)
+    w = np.ones(30)
+    w[[4, 17]] = 0.0
+    weighted = MassUnivariateOLS().fit(X, Y, sample_weight=w)
+    keep = w > 0
+    dropped = MassUnivariateOLS().fit(X[keep], Y[keep])
+    np.testing.assert_allclose(weighted.coef_, dropped.coef_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.rss_, dropped.rss_, rtol=1e-10)
+    assert weighted.df_resid_ == dropped.df_resid_ == 25
+    np.testing.assert_allclose(weighted.sigma2_, dropped.sigma2_, rtol=1e-10)
+
+
+def test_rank_deficient_uses_the_rank(rng):
+    """A redundant column gives the minimum-norm fit and df from the rank."""
+    X = make_design(20, 3, rng=rng)
+    X = np.column_stack([X, 2 * X[:, 0]])
+    Y = make_voxels(X, 5, rng=rng)
+    model = MassUnivariateOLS().fit(X, Y)
+    assert model.rank_ == 3
+    assert model.df_resid_ == 17
+    np.testing.assert_allclose(
+        model.coef_, np.linalg.pinv(X) @ Y, rtol=1e-9, atol=1e-12
+    )
+
+
+def test_more_regressors_than_samples(rng):
+    """p > n still fits coefficients; the residual variance is NaN (df 0)."""
+    X = rng.normal(size=(5, 8))
+    Y = rng.normal(size=(5, 4))
+    model = MassUnivariateOLS().fit(X, Y)
+    assert model.rank_ == 5
+    assert model.df_resid_ == 0
+    np.testing.assert_allclose(model.predict(X), Y, atol=1e-10)
+    assert np.all(np.isnan(model.sigma2_))
+
+
+def test_one_dimensional_y(rng):
+    """1-D y gives a vector coef_ and scalar intercept_, rss_, sigma2_."""
+    X = make_design(30, 3, rng=rng, constant=False)
+    y = make_voxels(X, 1, rng=rng, baseline=2.0)[:, 0]
+    model = MassUnivariateOLS(fit_intercept=True).fit(X, y)
+    assert model.coef_.shape == (3,)
+    assert isinstance(model.intercept_, float)
+    assert isinstance(model.rss_, float)
+    assert isinstance(model.sigma2_, float)
+    assert model.predict(X).shape == (30,)
+    both = MassUnivariateOLS(fit_intercept=True).fit(X, y[:, None])
+    np.testing.assert_allclose(model.coef_, both.coef_[:, 0], rtol=1e-13)
+    np.testing.assert_allclose(model.rss_, both.rss_[0], rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("x_dtype", "y_dtype", "expected"),
+    [
+        (np.float32, np.float32, np.float32),
+        (np.float64, np.float32, np.float32),
+        (np.float64, np.float64, np.float64),
+        (np.float32, np.float64, np.float64),
+        (np.float64, np.int16, np.float64),
+    ],
+)
+def test_dtypes(rng, x_dtype, y_dtype, expected):
+    """float32 data stay float32; other data compute in float64."""
+    X = make_design(20, 2, rng=rng).astype(x_dtype)
+    Y = (100 * rng.normal(size=(20, 4))).astype(y_dtype)
+    model = MassUnivariateOLS(fit_intercept=True).fit(X, Y)
+    for name in ("pinv_", "coef_", "intercept_", "rss_", "sigma2_"):
+        assert getattr(model, name).dtype == expected, name
+
+
+def test_dataframe_design_gives_feature_names(rng):
+    """A DataFrame's columns become feature_names_in_."""
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(make_design(20, 3, rng=rng), columns=["faces", "houses", "const"])
+    Y = make_voxels(X.to_numpy(), 4, rng=rng)
+    model = MassUnivariateOLS().fit(X, Y)
+    np.testing.assert_array_equal(model.feature_names_in_, ["faces", "houses", "const"])
+    assert model.n_features_in_ == 3
+    np.testing.assert_allclose(model.predict(X), X.to_numpy() @ model.coef_)
+
+
+def test_memmap_data_gives_the_in_memory_fit(rng, tmp_path):
+    """A numpy.memmap y, read block by block, fits as the array in memory."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 300, rng=rng)
+    mapped = np.memmap(tmp_path / "y.dat", dtype=np.float64, mode="w+", shape=Y.shape)
+    mapped[:] = Y
+    mapped.flush()
+    mapped = np.memmap(tmp_path / "y.dat", dtype=np.float64, mode="r", shape=Y.shape)
+    from_disk = MassUnivariateOLS(chunk_size=64).fit(X, mapped)
+    in_memory = MassUnivariateOLS(chunk_size=64).fit(X, Y)
+    np.testing.assert_array_equal(from_disk.coef_, in_memory.coef_)
+    np.testing.assert_array_equal(from_disk.rss_, in_memory.rss_)
+    assert type(from_disk.coef_) is np.ndarray
+
+
+def test_predict_and_score(rng):
+    """predict is X @ coef_ + intercept_; score is the mean R^2 over voxels."""
+    X = make_design(60, 3, rng=rng)
+    Y = make_voxels(X, 12, rng=rng, noise=2.0)
+    model = MassUnivariateOLS().fit(X, Y)
+    np.testing.assert_allclose(model.predict(X), X @ model.coef_)
+    r2 = r2_score(Y, model.predict(X), multioutput="raw_values")
+    np.testing.assert_allclose(model.score(X, Y), r2.mean())
+
+
+def test_clone_and_pickle(rng):
+    """A fitted model pickles with its results; clone gives an unfitted copy."""
+    X = make_design(20, 2, rng=rng)
+    Y = make_voxels(X, 3, rng=rng)
+    model = MassUnivariateOLS(fit_intercept=True, chunk_size=2).fit(X, Y)
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    fresh = clone(model)
+    assert fresh.get_params() == model.get_params()
+    assert not hasattr(fresh, "coef_")
+
+
+# --- Bad input -----------------------------------------------------------------
+
+
+def test_mismatched_sample_counts(rng):
+    """X and y with different row counts: an error naming both counts."""
+    X = make_design(20, 2, rng=rng)
+    with pytest.raises(ValueError, match=r"X has 20 samples but y has 19"):
+        MassUnivariateOLS().fit(X, rng.normal(size=(19, 3)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_design(rng, bad):
+    """NaN or inf in X is rejected, naming X."""
+    X = make_design(20, 2, rng=rng)
+    X[3, 0] = bad
+    with pytest.raises(ValueError, match=r"Input X contains (NaN|infinity)"):
+        MassUnivariateOLS().fit(X, rng.normal(size=(20, 3)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_data(rng, bad):
+    """NaN or inf in y is rejected, with the count of voxels and the first one."""
+    X = make_design(20, 2, rng=rng)
+    Y = rng.normal(size=(20, 5))
+    Y[2, 3] = bad
+    Y[7, 4] = bad
+    with pytest.raises(
+        ValueError,
+        match=r"y contains NaN or inf .* in 2 of 5 voxels \(first: column 3\)",
+    ):
+        MassUnivariateOLS(chunk_size=2).fit(X, Y)
+
+
+def test_non_finite_design_at_predict(rng):
+    """NaN in the design given to predict is rejected too."""
+    X = make_design(20, 2, rng=rng)
+    model = MassUnivariateOLS().fit(X, rng.normal(size=(20, 2)))
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"Input X contains NaN"):
+        model.predict(X)
+
+
+def test_data_with_more_than_two_dimensions(rng):
+    """Image-shaped y is rejected with its shape and the fix."""
+    X = make_design(10, 2, rng=rng)
+    with pytest.raises(
+        ValueError, match=r"y has 4 dimensions \(shape \(10, 2, 3, 4\)\).*VoxelMasker"
+    ):
+        MassUnivariateOLS().fit(X, rng.normal(size=(10, 2, 3, 4)))
+
+
+def test_empty_design(rng):
+    """A design without columns is rejected."""
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(10, 0\)\)"):
+        MassUnivariateOLS().fit(np.empty((10, 0)), rng.normal(size=(10, 3)))
+
+
+def test_empty_data(rng):
+    """Data without voxels, or without samples, is rejected."""
+    X = make_design(10, 2, rng=rng)
+    with pytest.raises(ValueError, match=r"y has shape \(10, 0\): 0 voxels"):
+        MassUnivariateOLS().fit(X, np.empty((10, 0)))
+    with pytest.raises(ValueError, match=r"0 sample\(s\)"):
+        MassUnivariateOLS().fit(np.empty((0, 2)), np.empty((0, 3)))
+
+
+def test_negative_sample_weight(rng):
+    """Negative weights are rejected, naming sample_weight."""
+    X = make_design(10, 2, rng=rng)
+    w = np.ones(10)
+    w[2] = -1.0
+    with pytest.raises(
+        ValueError, match=r"Negative values in data passed to `sample_weight`"
+    ):
+        MassUnivariateOLS().fit(X, rng.normal(size=(10, 3)), sample_weight=w)
+
+
+def test_all_zero_sample_weight(rng):
+    """All-zero weights are an error."""
+    X = make_design(10, 2, rng=rng)
+    with pytest.raises(
+        ValueError, match=r"Sample weights must contain at least one non-zero number"
+    ):
+        MassUnivariateOLS().fit(X, rng.normal(size=(10, 3)), sample_weight=np.zeros(10))
+
+
+def test_sample_weight_of_wrong_length(rng):
+    """Weights must have one entry per sample."""
+    X = make_design(10, 2, rng=rng)
+    with pytest.raises(
+        ValueError, match=r"sample_weight.shape == \(9,\), expected \(10,\)"
+    ):
+        MassUnivariateOLS().fit(X, rng.normal(size=(10, 3)), sample_weight=np.ones(9))
+
+
+def test_predict_with_wrong_regressor_count(rng):
+    """predict names the expected and received regressor counts."""
+    model = MassUnivariateOLS().fit(
+        make_design(10, 3, rng=rng), rng.normal(size=(10, 2))
+    )
+    with pytest.raises(
+        ValueError, match=r"X has 2 features, but MassUnivariateOLS is expecting 3"
+    ):
+        model.predict(make_design(10, 2, rng=rng))
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"chunk_size": "big"}, "chunk_size"),
+        ({"rcond": -1.0}, "rcond"),
+        ({"fit_intercept": "yes"}, "fit_intercept"),
+    ],
+)
+def test_invalid_parameters(rng, params, match):
+    """Parameters are validated in fit, with the parameter named."""
+    X = make_design(10, 2, rng=rng)
+    with pytest.raises(ValueError, match=match):
+        MassUnivariateOLS(**params).fit(X, rng.normal(size=(10, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fit_intercept", [False, True])
+def test_inputs_are_not_modified(rng, dtype, fit_intercept):
+    """fit, predict and score leave X, y and sample_weight as they were."""
+    X = make_design(30, 3, rng=rng).astype(dtype)
+    Y = make_voxels(X, 7, rng=rng).astype(dtype)
+    w = rng.uniform(0.5, 2.0, size=30)
+    copies = [a.copy() for a in (X, Y, w)]
+    model = MassUnivariateOLS(fit_intercept=fit_intercept, chunk_size=3)
+    model.fit(X, Y, sample_weight=w)
+    model.predict(X)
+    model.score(X, Y, sample_weight=w)
+    model.fit(X, Y[:, 0])
+    for original, copy in zip((X, Y, w), copies, strict=True):
+        np.testing.assert_array_equal(original, copy)
