@@ -1,7 +1,8 @@
 """skvoxel: one linear model fitted to many voxels at once, scikit-learn style."""
 
 from .linear_model import MassUnivariateOLS
+from .stats import ContrastResult, adjust_p_values
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["MassUnivariateOLS", "__version__"]
+__all__ = ["ContrastResult", "MassUnivariateOLS", "__version__", "adjust_p_values"]

@@ -5,10 +5,12 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "BlockFit",
     "DesignFactors",
     "default_rcond",
     "factor_design",
     "fit_block",
+    "rounding_tolerance",
     "working_dtype",
 ]
 
@@ -103,8 +105,30 @@ def factor_design(design, sample_weight=None, rcond=None, dtype=np.float64):
     return DesignFactors(pinv, rank, s, cov_unscaled, row_space)
 
 
+class BlockFit(NamedTuple):
+    """Per-voxel results of one block (the kernel's output)."""
+
+    coef: np.ndarray
+    """``(n_regressors, n_block)`` coefficients."""
+    rss: np.ndarray
+    """``(n_block,)`` residual sums of squares (weighted)."""
+    tss: np.ndarray
+    """``(n_block,)`` total sums of squares about the (weighted) mean."""
+    sum_squares: np.ndarray
+    """``(n_block,)`` uncentred sums of squares of the data: the voxel's scale."""
+
+
+def rounding_tolerance(n_samples, dtype):
+    """Relative size below which a voxel's residual or effect is rounding.
+
+    ``10 * sqrt(n_samples) * eps``: sums of ``n_samples`` rounded products
+    err by about ``sqrt(n_samples) * eps`` of their scale.
+    """
+    return 10.0 * np.sqrt(n_samples) * np.finfo(dtype).eps
+
+
 def fit_block(pinv, design, data_block, sample_weight=None):
-    """Fit one block of voxels: coefficients and residual sums of squares.
+    """Fit one block of voxels: coefficients and sums of squares.
 
     Parameters
     ----------
@@ -116,14 +140,14 @@ def fit_block(pinv, design, data_block, sample_weight=None):
         Voxel columns; converted to the dtype of ``pinv`` here, one block at a
         time, so a memmap or an integer array is never copied whole.
     sample_weight : ndarray of shape (n_samples,) or None, default=None
-        Precision weights in the working dtype; the residual sum is weighted.
+        Precision weights in the working dtype; sums of squares are weighted.
 
     Returns
     -------
-    coef : ndarray of shape (n_regressors, n_block)
-    rss : ndarray of shape (n_block,)
-        Non-finite exactly when the voxel's data hold NaN or inf (or values so
-        large their squares overflow): both propagate into the residuals.
+    fit : BlockFit
+        ``rss`` is non-finite exactly when the voxel's data hold NaN or inf
+        (or values so large their squares overflow): both propagate into the
+        residuals.
     """
     block = np.asarray(data_block, dtype=pinv.dtype)
     # Non-finite data are reported by the caller from rss: no warnings here.
@@ -131,7 +155,18 @@ def fit_block(pinv, design, data_block, sample_weight=None):
         coef = pinv @ block
         residuals = block - design @ coef
         if sample_weight is None:
+            mean = block.mean(axis=0)
+        else:
+            total_weight = sample_weight.sum()
+            mean = (sample_weight @ block) / total_weight
+        # Centred before squaring: sum(y^2) - n * mean^2 cancels on BOLD data.
+        centred = block - mean
+        if sample_weight is None:
             rss = np.einsum("ij,ij->j", residuals, residuals)
+            tss = np.einsum("ij,ij->j", centred, centred)
+            sum_squares = tss + block.shape[0] * mean**2
         else:
             rss = np.einsum("ij,ij,i->j", residuals, residuals, sample_weight)
-    return coef, rss
+            tss = np.einsum("ij,ij,i->j", centred, centred, sample_weight)
+            sum_squares = tss + total_weight * mean**2
+    return BlockFit(coef, rss, tss, sum_squares)

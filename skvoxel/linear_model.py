@@ -6,10 +6,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _chunking, _ols
-from ._compat import Interval, StrOptions, _check_sample_weight, _fit_context
+from . import _chunking, _ols, stats
+from ._compat import (
+    Interval,
+    StrOptions,
+    _check_sample_weight,
+    _fit_context,
+    validate_params,
+)
 
 __all__ = ["MassUnivariateOLS"]
+
+_EPS64 = np.finfo(np.float64).eps
 
 
 class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -67,6 +75,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Residual sum of squares per voxel (weighted, with weights).
     sigma2_ : ndarray of shape (n_voxels,) or float
         Residual variance ``rss_ / df_resid_``; NaN when ``df_resid_ == 0``.
+    r2_ : ndarray of shape (n_voxels,) or float
+        Coefficient of determination of each voxel on the training data,
+        ``1 - rss_ / tss`` with ``tss`` about the (weighted) mean, as
+        ``sklearn.metrics.r2_score(Y, predict(X), multioutput="raw_values")``.
     n_features_in_ : int
         Number of regressors in ``X``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -176,13 +188,13 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         design_work = design.astype(dtype)
         weight_work = None if sample_weight is None else sample_weight.astype(dtype)
         coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
-        rss = np.empty(n_voxels, dtype=dtype)
+        rss, tss, sum_squares = (np.empty(n_voxels, dtype=dtype) for _ in range(3))
         n_block = _chunking.resolve_chunk_size(
             self.chunk_size, n_samples, n_voxels, dtype
         )
         for block in _chunking.voxel_blocks(n_voxels, n_block):
-            coef[:, block], rss[block] = _ols.fit_block(
-                pinv, design_work, data[:, block], weight_work
+            (coef[:, block], rss[block], tss[block], sum_squares[block]) = (
+                _ols.fit_block(pinv, design_work, data[:, block], weight_work)
             )
         _check_finite_fit(rss)
 
@@ -193,8 +205,14 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.rank_ = factors.rank
         self.singular_values_ = factors.singular_values
         self.df_resid_ = n_effective - factors.rank
+        # What every later contrast needs, so none refits or reads y again.
         self._cov_unscaled = factors.cov_unscaled
         self._row_space = factors.row_space
+        self._rounding = _ols.rounding_tolerance(n_effective, dtype)
+        self._zero_variance = rss <= self._rounding**2 * sum_squares
+        self._zero_variance_norm = np.sqrt(sum_squares[self._zero_variance])
+        r2 = _r2_from_sums(rss, tss, sum_squares, self._zero_variance, self._rounding)
+
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
         else:
@@ -206,11 +224,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if y.ndim == 1:
             coef = coef[:, 0]
             intercept = intercept if np.isscalar(intercept) else float(intercept[0])
-            rss, sigma2 = float(rss[0]), float(sigma2[0])
+            rss, sigma2, r2 = float(rss[0]), float(sigma2[0]), float(r2[0])
         self.coef_ = coef
         self.intercept_ = intercept
         self.rss_ = rss
         self.sigma2_ = sigma2
+        self.r2_ = r2
         return self
 
     def predict(self, X):
@@ -229,6 +248,192 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return X @ self.coef_ + self.intercept_
+
+    @validate_params(
+        {
+            "contrast": ["array-like", str],
+            "alternative": [StrOptions({"two-sided", "greater", "less"})],
+        },
+        prefer_skip_nested_validation=True,
+    )
+    def t_test(self, contrast, alternative="two-sided"):
+        """t test of a contrast at every voxel.
+
+        For a contrast vector ``c`` the effect is ``c @ coef_``, its standard
+        error ``sqrt(c pinv(X^T W X) c^T * sigma2_)``, and
+        ``t = effect / stderr`` follows Student's t with ``df_resid_``
+        degrees of freedom under the null hypothesis ``c @ beta = 0``. The
+        p-value is two-sided by default. Voxels whose residual variance is
+        zero up to rounding get ``t = 0`` where the effect is zero and
+        ``+-inf`` where it is not, with no warning.
+
+        Parameters
+        ----------
+        contrast : array-like, str or list of str
+            A vector ``(n_regressors,)``; a matrix ``(q, n_regressors)`` or a
+            list of expressions, giving ``q`` maps; or an expression over
+            ``feature_names_in_`` such as ``"faces - houses"`` or
+            ``"0.5*a + 0.5*b - c"`` (backticks around names that are not
+            identifiers).
+        alternative : {"two-sided", "greater", "less"}, default="two-sided"
+            The alternative hypothesis for ``p_value``. ``z_score`` does not
+            depend on it: it always has the upper-tail probability of ``t``.
+
+        Returns
+        -------
+        result : ContrastResult
+            ``effect``, ``stderr``, ``stat`` (t), ``p_value`` and ``z_score``
+            of shape ``(n_voxels,)`` for one contrast, ``(q, n_voxels)`` for
+            ``q``; ``df_num`` 1, ``df_denom`` ``df_resid_``.
+
+        Raises
+        ------
+        ValueError
+            If the contrast is not estimable under a rank-deficient design,
+            names an unknown regressor, has the wrong length, or the model
+            has no residual degrees of freedom.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import pandas as pd
+        >>> from skvoxel import MassUnivariateOLS
+        >>> rng = np.random.default_rng(0)
+        >>> X = pd.DataFrame({"faces": rng.normal(size=30),
+        ...                   "houses": rng.normal(size=30), "const": 1.0})
+        >>> Y = X.to_numpy() @ [[2.0, 0.0], [0.5, 0.0], [10.0, 10.0]]
+        >>> Y += rng.normal(size=(30, 2))
+        >>> result = MassUnivariateOLS().fit(X, Y).t_test("faces - houses")
+        >>> result.stat.shape, result.df_denom
+        ((2,), 27)
+        >>> bool(result.p_value[0] < 1e-6), bool(result.p_value[1] > 0.01)
+        (True, True)
+        """
+        matrix, effect, sigma2 = self._contrast_effect(contrast, "t_test")
+        variance_factor = np.diag(self._contrast_covariance(matrix))
+        stderr, t = stats.t_statistics(effect, variance_factor, np.sqrt(sigma2))
+        if isinstance(contrast, str) or np.ndim(contrast) == 1:
+            effect, stderr, t = effect[0], stderr[0], t[0]
+        shape = self._result_shape
+        return stats.ContrastResult(
+            effect=shape(effect),
+            stderr=shape(stderr),
+            stat=shape(t),
+            df_num=1,
+            df_denom=self.df_resid_,
+            stat_type="t",
+            alternative=alternative,
+        )
+
+    @validate_params(
+        {"contrast": ["array-like", str]},
+        prefer_skip_nested_validation=True,
+    )
+    def f_test(self, contrast):
+        """F test of a joint contrast at every voxel.
+
+        For a contrast matrix ``C`` (``q`` rows) the statistic is
+        ``F = (C b)^T pinv(C pinv(X^T W X) C^T) (C b) / (r * sigma2_)``, with
+        ``r`` the rank of ``C pinv(X^T W X) C^T``; under the null hypothesis
+        ``C beta = 0`` it follows F with ``(r, df_resid_)`` degrees of
+        freedom. A one-row F equals the square of the t statistic.
+
+        Parameters
+        ----------
+        contrast : array-like, str or list of str
+            A matrix ``(q, n_regressors)``, a vector (one row), an
+            expression, or a list of expressions (one per row), as for
+            :meth:`t_test`.
+
+        Returns
+        -------
+        result : ContrastResult
+            ``effect`` of shape ``(q, n_voxels)``; ``stat`` (F), ``p_value``
+            (upper tail) and ``z_score`` of shape ``(n_voxels,)``;
+            ``stderr`` None; ``df_num`` ``r``, ``df_denom`` ``df_resid_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvoxel import MassUnivariateOLS
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.column_stack([rng.normal(size=(40, 2)), np.ones(40)])
+        >>> Y = rng.normal(size=(40, 5))
+        >>> result = MassUnivariateOLS().fit(X, Y).f_test([[1, 0, 0], [0, 1, 0]])
+        >>> result.stat.shape, result.df_num, result.df_denom
+        ((5,), 2, 37)
+        """
+        matrix, effect, sigma2 = self._contrast_effect(contrast, "f_test")
+        covariance = self._contrast_covariance(matrix)
+        f, df_num = stats.f_statistics(effect, covariance, sigma2)
+        shape = self._result_shape
+        return stats.ContrastResult(
+            effect=shape(effect),
+            stderr=None,
+            stat=shape(f),
+            df_num=df_num,
+            df_denom=self.df_resid_,
+            stat_type="F",
+            alternative="greater",
+        )
+
+    def _contrast_effect(self, contrast, method):
+        """Validate a contrast; return it, its effects and residual variances.
+
+        Effects and residual variances come back ``(q, n_voxels)`` and
+        ``(n_voxels,)``; on zero-variance voxels the variance is exactly 0
+        and effects that are rounding noise are exactly 0.
+        """
+        check_is_fitted(self)
+        if self.df_resid_ <= 0:
+            msg = (
+                f"MassUnivariateOLS.{method}() needs residual degrees of freedom, "
+                f"but df_resid_ is {self.df_resid_}: "
+                f"{self.df_resid_ + self.rank_} samples for a design of rank "
+                f"{self.rank_}. Use more samples or fewer regressors."
+            )
+            raise ValueError(msg)
+        n_regressors = self.n_features_in_
+        matrix, label = stats.contrast_matrix(
+            contrast, getattr(self, "feature_names_in_", None), n_regressors
+        )
+        self._check_estimable(matrix, label)
+        coef = self.coef_.reshape(n_regressors, -1)
+        effect = matrix.astype(coef.dtype) @ coef
+        sigma2 = np.asarray(self.sigma2_, dtype=coef.dtype).reshape(-1)
+        zero = self._zero_variance
+        if np.any(zero):
+            sigma2 = np.where(zero, 0.0, sigma2).astype(coef.dtype, copy=False)
+            # |effect| is rounding when below eps-ish * ||c^T pinv|| * ||y||,
+            # and ||c^T pinv(W^1/2 X)||^2 = c^T pinv(X^T W X) c.
+            row_norm = np.sqrt(np.diag(self._contrast_covariance(matrix)))
+            scale = row_norm[:, np.newaxis] * self._zero_variance_norm
+            rounding = np.abs(effect[:, zero]) <= self._rounding * scale
+            effect[:, zero] = np.where(rounding, 0.0, effect[:, zero])
+        return matrix, effect, sigma2
+
+    def _contrast_covariance(self, matrix):
+        """``C pinv(X^T W X) C^T`` over the regressors of ``coef_``."""
+        n_regressors = self.n_features_in_
+        cov = self._cov_unscaled[:n_regressors, :n_regressors]
+        return matrix @ cov @ matrix.T
+
+    def _check_estimable(self, matrix, label):
+        """Raise unless every row lies in the row space of the design."""
+        padded = np.zeros((matrix.shape[0], self._row_space.shape[0]))
+        padded[:, : matrix.shape[1]] = matrix
+        outside = padded - (padded @ self._row_space) @ self._row_space.T
+        norms = np.linalg.norm(padded, axis=1)
+        if np.any(np.linalg.norm(outside, axis=1) > np.sqrt(_EPS64) * norms):
+            msg = (
+                f"contrast {label} is not estimable: the design is rank "
+                f"deficient (rank {self.rank_} < {padded.shape[1]})."
+            )
+            raise ValueError(msg)
+
+    def _result_shape(self, array):
+        """Drop the voxel axis of a result when the model was fitted on 1-D y."""
+        return array[..., 0][()] if np.ndim(self.coef_) == 1 else array
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -271,3 +476,16 @@ def _check_finite_fit(rss):
             "must be finite. Mask those voxels out or fill them before fitting."
         )
         raise ValueError(msg)
+
+
+def _r2_from_sums(rss, tss, sum_squares, zero_residual, rounding):
+    """Per-voxel R^2 = 1 - rss / tss, as ``r2_score`` defines it.
+
+    Constant voxels (``tss`` zero up to rounding) follow ``r2_score``'s
+    ``force_finite``: 1 when fitted exactly, 0 otherwise.
+    """
+    constant = tss <= rounding**2 * sum_squares
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = 1.0 - rss / tss
+    r2[constant] = np.where(zero_residual[constant], 1.0, 0.0)
+    return r2

@@ -29,3 +29,34 @@ def make_voxels(X, n_voxels=50, *, rng, noise=1.0, baseline=0.0, dtype=np.float6
 def rng():
     """A seeded random generator, fresh for each test."""
     return np.random.default_rng(20261201)
+
+
+def functional_run_path():
+    """Path of the real fMRI run nibabel ships (17 x 21 x 3 voxels, 20 volumes)."""
+    nibabel = pytest.importorskip("nibabel")
+    path = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data")
+    return os.path.join(path, "functional.nii")
+
+
+@pytest.fixture(scope="session")
+def functional_run():
+    """nibabel's functional.nii as Y (20 x 1071, float64) and a realistic design.
+
+    The design is a DataFrame: a block regressor convolved with SPM's canonical
+    HRF ("task"), two cosine drifts and a constant, built by nilearn.
+    """
+    nibabel = pytest.importorskip("nibabel")
+    pd = pytest.importorskip("pandas")
+    first_level = pytest.importorskip("nilearn.glm.first_level")
+    image = nibabel.load(functional_run_path())
+    data = np.asarray(image.dataobj, dtype=np.float64)
+    Y = data.reshape(-1, data.shape[-1]).T
+    repetition_time = float(image.header.get_zooms()[3])
+    frame_times = np.arange(Y.shape[0]) * repetition_time
+    events = pd.DataFrame(
+        {"onset": [4.0, 24.0], "duration": [8.0, 8.0], "trial_type": ["task"] * 2}
+    )
+    design = first_level.make_first_level_design_matrix(
+        frame_times, events, hrf_model="spm", drift_model="cosine", high_pass=0.03
+    )
+    return design, Y

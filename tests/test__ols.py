@@ -57,9 +57,27 @@ def test_fit_block_coef_and_rss(rng):
     X = make_design(40, 3, rng=rng)
     Y = make_voxels(X, 20, rng=rng)
     pinv = np.linalg.pinv(X)
-    coef, rss = fit_block(pinv, X, Y)
-    np.testing.assert_allclose(coef, pinv @ Y, rtol=1e-13)
-    np.testing.assert_allclose(rss, ((Y - X @ coef) ** 2).sum(axis=0), rtol=1e-12)
+    fit = fit_block(pinv, X, Y)
+    np.testing.assert_allclose(fit.coef, pinv @ Y, rtol=1e-13)
+    residuals = Y - X @ fit.coef
+    np.testing.assert_allclose(fit.rss, (residuals**2).sum(axis=0), rtol=1e-12)
+    centred = Y - Y.mean(axis=0)
+    np.testing.assert_allclose(fit.tss, (centred**2).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(fit.sum_squares, (Y**2).sum(axis=0), rtol=1e-12)
+
+
+def test_fit_block_weighted_sums(rng):
+    """With weights every sum of squares is weighted, about the weighted mean."""
+    X = make_design(30, 2, rng=rng)
+    Y = make_voxels(X, 4, rng=rng, baseline=50.0)
+    w = rng.uniform(0.1, 2.0, size=30)
+    fit = fit_block(np.linalg.pinv(X * np.sqrt(w)[:, None]) * np.sqrt(w), X, Y, w)
+    mean = np.average(Y, axis=0, weights=w)
+    expected_tss = (w[:, None] * (Y - mean) ** 2).sum(axis=0)
+    np.testing.assert_allclose(fit.tss, expected_tss, rtol=1e-11)
+    np.testing.assert_allclose(fit.sum_squares, (w[:, None] * Y**2).sum(0), rtol=1e-12)
+    expected_rss = (w[:, None] * (Y - X @ fit.coef) ** 2).sum(axis=0)
+    np.testing.assert_allclose(fit.rss, expected_rss, rtol=1e-11)
 
 
 def test_fit_block_flags_non_finite_data(rng):
@@ -69,7 +87,7 @@ def test_fit_block_flags_non_finite_data(rng):
     Y[3, 1] = np.nan
     Y[0, 4] = np.inf
     Y[7, 5] = -np.inf
-    _, rss = fit_block(np.linalg.pinv(X), X, Y)
+    rss = fit_block(np.linalg.pinv(X), X, Y).rss
     np.testing.assert_array_equal(
         np.isfinite(rss), [True, False, True, True, False, False]
     )
