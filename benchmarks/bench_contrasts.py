@@ -44,6 +44,7 @@ def main(argv=None):
     X = np.column_stack([rng.normal(size=(n, p - 1)), np.ones(n)])
     Y = 1000.0 + 10.0 * rng.standard_normal((n, n_voxels))
     contrasts = rng.normal(size=(q, p))
+    contrasts[:, -1] = 0.0  # contrasts of effects, not of the baseline
     model = MassUnivariateOLS().fit(X, Y)
 
     def separate(read):
