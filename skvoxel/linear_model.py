@@ -185,17 +185,23 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
 
         pinv = factors.pinv.astype(dtype)
-        design_work = design.astype(dtype)
-        weight_work = None if sample_weight is None else sample_weight.astype(dtype)
+        kernel = _ols.block_kernel(factors, sample_weight, dtype)
         coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
-        rss, tss, sum_squares = (np.empty(n_voxels, dtype=dtype) for _ in range(3))
+        rss, tss, sum_squares, rss_scale = (
+            np.empty(n_voxels, dtype=dtype) for _ in range(4)
+        )
         n_block = _chunking.resolve_chunk_size(
             self.chunk_size, n_samples, n_voxels, dtype
         )
+        scratch = np.empty((n_samples, n_block), dtype=dtype)
         for block in _chunking.voxel_blocks(n_voxels, n_block):
-            (coef[:, block], rss[block], tss[block], sum_squares[block]) = (
-                _ols.fit_block(pinv, design_work, data[:, block], weight_work)
-            )
+            (
+                coef[:, block],
+                rss[block],
+                tss[block],
+                sum_squares[block],
+                rss_scale[block],
+            ) = _ols.fit_block(kernel, data[:, block], scratch)
         _check_finite_fit(rss)
 
         n_effective = (
@@ -209,9 +215,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._cov_unscaled = factors.cov_unscaled
         self._row_space = factors.row_space
         self._rounding = _ols.rounding_tolerance(n_effective, dtype)
-        self._zero_variance = rss <= self._rounding**2 * sum_squares
+        self._zero_variance = rss <= self._rounding * rss_scale
         self._zero_variance_norm = np.sqrt(sum_squares[self._zero_variance])
-        r2 = _r2_from_sums(rss, tss, sum_squares, self._zero_variance, self._rounding)
+        r2 = _r2_from_sums(rss, tss, rss_scale, self._zero_variance, self._rounding)
 
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
@@ -478,13 +484,14 @@ def _check_finite_fit(rss):
         raise ValueError(msg)
 
 
-def _r2_from_sums(rss, tss, sum_squares, zero_residual, rounding):
+def _r2_from_sums(rss, tss, scale, zero_residual, rounding):
     """Per-voxel R^2 = 1 - rss / tss, as ``r2_score`` defines it.
 
-    Constant voxels (``tss`` zero up to rounding) follow ``r2_score``'s
+    Constant voxels (``tss`` zero up to rounding relative to ``scale``, the
+    sum of squares it was computed from) follow ``r2_score``'s
     ``force_finite``: 1 when fitted exactly, 0 otherwise.
     """
-    constant = tss <= rounding**2 * sum_squares
+    constant = tss <= rounding * scale
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = 1.0 - rss / tss
     r2[constant] = np.where(zero_residual[constant], 1.0, 0.0)

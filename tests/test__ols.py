@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skvoxel._ols import factor_design, fit_block, working_dtype
+from skvoxel._ols import block_kernel, factor_design, fit_block, working_dtype
 
 from .conftest import make_design, make_voxels
 
@@ -52,15 +52,21 @@ def test_zero_design_has_rank_zero():
     np.testing.assert_array_equal(factors.pinv, 0.0)
 
 
-def test_fit_block_coef_and_rss(rng):
-    """The kernel gives pinv @ Y and the explicit residual sum of squares."""
-    X = make_design(40, 3, rng=rng)
-    Y = make_voxels(X, 20, rng=rng)
-    pinv = np.linalg.pinv(X)
-    fit = fit_block(pinv, X, Y)
-    np.testing.assert_allclose(fit.coef, pinv @ Y, rtol=1e-13)
+def kernel_for(X, sample_weight=None, dtype=np.float64):
+    """The block kernel of a design, as the estimator builds it."""
+    factors = factor_design(X, sample_weight, dtype=dtype)
+    return block_kernel(factors, sample_weight, dtype)
+
+
+@pytest.mark.parametrize("constant", [True, False])
+def test_fit_block_coef_and_sums(rng, constant):
+    """The kernel gives pinv @ Y and the explicit sums of squares."""
+    X = make_design(40, 3, rng=rng, constant=constant)
+    Y = make_voxels(X, 20, rng=rng, baseline=1000.0)
+    fit = fit_block(kernel_for(X), Y)
+    np.testing.assert_allclose(fit.coef, np.linalg.pinv(X) @ Y, rtol=1e-11)
     residuals = Y - X @ fit.coef
-    np.testing.assert_allclose(fit.rss, (residuals**2).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(fit.rss, (residuals**2).sum(axis=0), rtol=1e-9)
     centred = Y - Y.mean(axis=0)
     np.testing.assert_allclose(fit.tss, (centred**2).sum(axis=0), rtol=1e-12)
     np.testing.assert_allclose(fit.sum_squares, (Y**2).sum(axis=0), rtol=1e-12)
@@ -71,13 +77,41 @@ def test_fit_block_weighted_sums(rng):
     X = make_design(30, 2, rng=rng)
     Y = make_voxels(X, 4, rng=rng, baseline=50.0)
     w = rng.uniform(0.1, 2.0, size=30)
-    fit = fit_block(np.linalg.pinv(X * np.sqrt(w)[:, None]) * np.sqrt(w), X, Y, w)
+    w[0] = 0.0  # the shift row may carry no weight
+    fit = fit_block(kernel_for(X, w), Y)
+    sqrt_w = np.sqrt(w)[:, None]
+    np.testing.assert_allclose(
+        fit.coef, np.linalg.lstsq(X * sqrt_w, Y * sqrt_w, rcond=None)[0], rtol=1e-10
+    )
     mean = np.average(Y, axis=0, weights=w)
     expected_tss = (w[:, None] * (Y - mean) ** 2).sum(axis=0)
     np.testing.assert_allclose(fit.tss, expected_tss, rtol=1e-11)
     np.testing.assert_allclose(fit.sum_squares, (w[:, None] * Y**2).sum(0), rtol=1e-12)
     expected_rss = (w[:, None] * (Y - X @ fit.coef) ** 2).sum(axis=0)
-    np.testing.assert_allclose(fit.rss, expected_rss, rtol=1e-11)
+    np.testing.assert_allclose(fit.rss, expected_rss, rtol=1e-10)
+
+
+def test_fit_block_float32_keeps_precision_on_bold_like_data(rng):
+    """Baseline 1000, 1 % signal: float32 rss within 1e-4 of float64's."""
+    X = make_design(400, 20, rng=rng)
+    Y = make_voxels(X, 300, rng=rng, baseline=1000.0, noise=10.0)
+    Y = Y.astype(np.float32)
+    exact = fit_block(kernel_for(X), Y.astype(np.float64))
+    single = fit_block(kernel_for(X, dtype=np.float32), Y)
+    assert single.rss.dtype == np.float32
+    np.testing.assert_allclose(single.rss, exact.rss, rtol=1e-4)
+    np.testing.assert_allclose(single.tss, exact.tss, rtol=1e-4)
+
+
+def test_fit_block_reuses_scratch_and_reads_integers(rng):
+    """A scratch buffer wider than the block is used in part; int16 data convert."""
+    X = make_design(30, 3, rng=rng)
+    Y = (1000 + 10 * rng.normal(size=(30, 7))).astype(np.int16)
+    scratch = np.full((30, 16), np.nan)
+    with_scratch = fit_block(kernel_for(X), Y, scratch)
+    alone = fit_block(kernel_for(X), Y.astype(np.float64))
+    np.testing.assert_allclose(with_scratch.coef, alone.coef, rtol=1e-13)
+    np.testing.assert_allclose(with_scratch.rss, alone.rss, rtol=1e-12)
 
 
 def test_fit_block_flags_non_finite_data(rng):
@@ -87,10 +121,18 @@ def test_fit_block_flags_non_finite_data(rng):
     Y[3, 1] = np.nan
     Y[0, 4] = np.inf
     Y[7, 5] = -np.inf
-    rss = fit_block(np.linalg.pinv(X), X, Y).rss
+    rss = fit_block(kernel_for(X), Y).rss
     np.testing.assert_array_equal(
         np.isfinite(rss), [True, False, True, True, False, False]
     )
+
+
+def test_fit_block_constant_voxel_has_zero_rss(rng):
+    """A constant voxel's shifted data vanish: rss and tss are exactly 0."""
+    X = make_design(20, 3, rng=rng)
+    fit = fit_block(kernel_for(X), np.full((20, 2), 1234.5))
+    np.testing.assert_array_equal(fit.rss, 0.0)
+    np.testing.assert_array_equal(fit.tss, 0.0)
 
 
 @pytest.mark.parametrize(
