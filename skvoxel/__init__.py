@@ -2,6 +2,7 @@
 
 from .linear_model import MassUnivariateOLS
 from .masking import VoxelMasker
+from .scoring import voxel_r2_score, voxel_r2_scorer
 
 __version__ = "0.1.0.dev0"
 
@@ -9,4 +10,6 @@ __all__ = [
     "MassUnivariateOLS",
     "VoxelMasker",
     "__version__",
+    "voxel_r2_score",
+    "voxel_r2_scorer",
 ]
