@@ -19,11 +19,11 @@ def expected_failed_checks(estimator):
     if isinstance(estimator, VoxelMasker) and estimator.mask is None:
         # VoxelMasker's allow_nan tag is True (NaN is accepted outside the mask).
         reason = (
-            "with the allow_nan tag, the check puts 10 NaN into its 30 x 2 data, "
-            "5 in each of the 2 features; a computed mask keeps only voxels "
-            "finite in every sample, so it is empty and fit rightly raises "
-            "ValueError. Pickling is tested in tests/test_masking.py and "
-            "tests/test_composition.py."
+            "with the allow_nan tag, the check puts 10 NaN into its 30 x 3 data, "
+            "in every one of the 3 features (2, 5 and 3); a computed mask keeps "
+            "only voxels finite in every sample, so it is empty and fit rightly "
+            "raises ValueError (shown in tests/test_masking.py). Pickling is "
+            "tested in tests/test_masking.py and tests/test_composition.py."
         )
         return {"check_estimators_pickle": reason}
     return {}
