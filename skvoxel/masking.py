@@ -27,6 +27,9 @@ _NIFTI_EXTRA = "pip install skvoxel[nifti]"
 _EPI_LOWER_CUTOFF = 0.2
 _EPI_UPPER_CUTOFF = 0.85
 
+# Largest block of images read at once (raw values plus a float64 copy).
+_MAX_BLOCK_BYTES = 64 * 2**20
+
 # Arrays, paths, or NIfTI images (anything with nibabel's get_fdata).
 _MASK_CONSTRAINT = ["array-like", str, os.PathLike, HasMethods(["get_fdata"])]
 
@@ -119,9 +122,9 @@ class VoxelMasker(TransformerMixin, BaseEstimator):
     **Memory.** NIfTI data are read through nibabel's array proxies, a block
     of volumes at a time: a block's raw (unscaled) values are masked first,
     and only the in-mask values are scaled and converted. Blocks are sized
-    from scikit-learn's ``working_memory``. A 4-D int16 image is therefore
-    never copied whole to float64 (nor to float32): the output is the only
-    array of the size of the masked data.
+    from scikit-learn's ``working_memory`` (64 MiB at most). A 4-D int16
+    image is therefore never copied whole to float64 (nor to float32): the
+    output is the only array of the size of the masked data.
 
     **Non-finite values.** NaN and inf outside the mask are ignored; inside
     it, ``transform`` raises a ``ValueError`` that counts such voxels.
@@ -395,8 +398,12 @@ def _is_image(obj):
 
 
 def _block_size(n_voxels_grid):
-    """Samples per block: raw values and a float64 copy within working_memory."""
-    budget = get_config()["working_memory"] * 2**20
+    """Samples per block: raw values and a float64 copy within the budget.
+
+    The budget is scikit-learn's ``working_memory``, at most
+    ``_MAX_BLOCK_BYTES``: reading more volumes at once gains little.
+    """
+    budget = min(get_config()["working_memory"] * 2**20, _MAX_BLOCK_BYTES)
     return max(1, int(budget // max(16 * n_voxels_grid, 1)))
 
 

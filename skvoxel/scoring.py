@@ -83,7 +83,10 @@ def voxel_r2_score(y_true, y_pred, *, mask=None, sample_weight=None):
     if mask is not None:
         mask, _ = _load_mask(mask)
         _check_mask_shape(mask.shape, y_true.shape[1:])
-        y_true, y_pred = y_true[:, mask], y_pred[:, mask]
+        # C order, as transform's output: the sums over samples then run in
+        # the same order as in MassUnivariateOLS.score, to the last bit.
+        y_true = np.ascontiguousarray(y_true[:, mask])
+        y_pred = np.ascontiguousarray(y_pred[:, mask])
     elif y_true.ndim > 2:
         y_true = y_true.reshape(y_true.shape[0], -1)
         y_pred = y_pred.reshape(y_pred.shape[0], -1)
