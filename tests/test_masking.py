@@ -199,7 +199,7 @@ def test_fit_with_explicit_mask_reads_no_data(tmp_path, rng):
         f.truncate(352 + 8)  # the NIfTI-1 header, and one voxel of data
     masker = VoxelMasker(mask).fit(path)
     assert masker.n_voxels_ == mask.sum()
-    with pytest.raises(ValueError, match="not enough data in file"):  # nibabel's
+    with pytest.raises((ValueError, OSError)):  # nibabel's error on reading
         masker.transform(path)
 
 
