@@ -191,6 +191,7 @@ def test_target_transformer_check_inverse(study):
 @pytest.mark.parametrize("name", SPLITTERS)
 def test_cross_val_score_on_images(study, name):
     """cross_val_score with voxel_r2_scorer: finite, equal to the hand computation."""
+    images, mask = study["images"].copy(), study["mask"].copy()
     scores = cross_val_score(
         image_regressor(study["mask"]),
         study["design"],
@@ -203,6 +204,9 @@ def test_cross_val_score_on_images(study, name):
     np.testing.assert_allclose(
         scores, hand_scores(study, SPLITTERS[name]), rtol=0, atol=1e-12
     )
+    # Nothing passed in was modified.
+    np.testing.assert_array_equal(study["images"], images)
+    np.testing.assert_array_equal(study["mask"], mask)
 
 
 @pytest.mark.parametrize("name", SPLITTERS)
