@@ -121,10 +121,11 @@ class VoxelMasker(TransformerMixin, BaseEstimator):
 
     **Memory.** NIfTI data are read through nibabel's array proxies, a block
     of volumes at a time: a block's raw (unscaled) values are masked first,
-    and only the in-mask values are scaled and converted. Blocks are sized
-    from scikit-learn's ``working_memory`` (64 MiB at most). A 4-D int16
-    image is therefore never copied whole to float64 (nor to float32): the
-    output is the only array of the size of the masked data.
+    and only the in-mask values are scaled (in float64) and rounded into the
+    output. Blocks are sized from scikit-learn's ``working_memory``, at most
+    64 MiB, so the memory used besides the output stays within about that
+    budget whatever the size of the image: a 4-D int16 image is never
+    converted whole to floating point.
 
     **Non-finite values.** NaN and inf outside the mask are ignored; inside
     it, ``transform`` raises a ``ValueError`` that counts such voxels.
