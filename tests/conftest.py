@@ -60,3 +60,34 @@ def functional_run():
         frame_times, events, hrf_model="spm", drift_model="cosine", high_pass=0.03
     )
     return design, Y
+
+
+def make_images(
+    n_samples=12,
+    spatial_shape=(4, 5, 3),
+    *,
+    rng,
+    mask=None,
+    outside=0.0,
+    dtype=np.float64,
+):
+    """Images ``(n_samples, *spatial_shape)``: noise inside ``mask``, ``outside``
+    (a constant) elsewhere. Without a mask, every voxel is noise."""
+    images = np.full((n_samples, *spatial_shape), outside, dtype=np.float64)
+    if mask is None:
+        mask = np.ones(spatial_shape, dtype=bool)
+    images[:, mask] = 10.0 + rng.normal(size=(n_samples, int(mask.sum())))
+    return images.astype(dtype)
+
+
+def make_mask(spatial_shape=(4, 5, 3), *, rng, fraction=0.5):
+    """A random boolean mask with at least one True voxel."""
+    mask = rng.random(spatial_shape) < fraction
+    mask.flat[0] = True
+    return mask
+
+
+@pytest.fixture
+def functional_path():
+    """Path to nibabel's real 4-D run ``functional.nii`` (17, 21, 3, 20), int16."""
+    return functional_run_path()
