@@ -117,27 +117,39 @@ def factor_design(design, sample_weight=None, rcond=None, dtype=np.float64):
 class BlockKernel(NamedTuple):
     """The design, prepared for the one-pass block kernel (small arrays).
 
-    Each block ``Y`` is shifted by its first row, ``D = Y - 1 y0``, so the
-    baseline (about 1000 in BOLD data) never enters a sum of squares: the
-    shifted data are of the size of the signal, and sums of their squares
-    keep their precision even in float32. The shift is undone exactly in the
-    algebra below, for any design (with or without a constant).
+    Write ``w`` for the sample weights (ones when unweighted), ``U_r`` for an
+    orthonormal basis of the column space of ``W^½ X`` and ``e`` for the part
+    of ``sqrt(w)`` outside it (zero when the design holds a constant). For a
+    block ``Y`` and any per-voxel shift ``y0``, with ``D = W^½ (Y - 1 y0)``
+    and ``Z = U_r^T D``, one multiply gives everything::
+
+        coef = coef_map @ Z + shift_coef y0
+        rss  = ||D||^2 - ||Z||^2 + 2 y0 (e^T D) + y0^2 ||e||^2
+        tss  = ||D||^2 - (a^T D)^2,   a = sqrt(w) / ||sqrt(w)||
+
+    The shift by the block's first row keeps the baseline (about 1000 in
+    BOLD data) out of every sum of squares, so float32 keeps its precision.
     """
 
     projector: np.ndarray
-    """``(rank + 2, n_samples)``, working dtype: ``U_r^T`` (coordinates in the
-    column space), ``a^T = sqrt(w)^T / ||sqrt(w)||`` (the weighted mean) and
-    ``e^T = ((I - U_r U_r^T) sqrt(w))^T`` (the part of the constant outside
-    the column space)."""
+    """``(rank, n_samples)``, or ``(rank + 1, n_samples)`` with ``e^T`` as its
+    last row when the constant is outside the column space; working dtype."""
+    basis: np.ndarray
+    """``(n_samples, rank)``, working dtype: ``U_r``, for explicit residuals."""
+    outside: np.ndarray
+    """``(n_samples,)``, working dtype: ``e``."""
     coef_map: np.ndarray
-    """``(n_regressors, rank)``, working dtype."""
+    """``(n_regressors, rank)``, working dtype: ``V_r diag(1 / s_r)``."""
+    mean_map: np.ndarray
+    """``(rank,)``, working dtype: ``U_r^T a``, so ``a^T D = mean_map @ Z``
+    (plus ``e^T D / ||sqrt(w)||`` when ``e`` is not zero)."""
     shift_coef: np.ndarray
     """``(n_regressors,)``, working dtype: ``pinv_ @ 1``, the coefficients of
-    the constant the shift removed."""
+    the constant that the shift removed."""
     sqrt_weight: np.ndarray | None
     """``(n_samples, 1)``, working dtype, or None when unweighted."""
     outside_norm2: float
-    """``||e||^2``: zero when the constant is in the column space."""
+    """``||e||^2``; 0 when the constant is in the column space."""
     total_weight: float
     """``sum(w)`` (``n_samples`` when unweighted)."""
 
@@ -164,14 +176,18 @@ def block_kernel(factors, sample_weight, dtype):
     total_weight = float(sqrt_weight @ sqrt_weight)
     mean_row = sqrt_weight / np.sqrt(total_weight)
     outside = sqrt_weight - basis @ (basis.T @ sqrt_weight)
-    if np.linalg.norm(outside) <= rounding_tolerance(n_samples, np.float64) * np.sqrt(
-        total_weight
-    ):
-        outside[:] = 0.0  # the constant is in the column space: exact zeros
-    projector = np.vstack([basis.T, mean_row, outside]).astype(dtype)
+    tolerance = rounding_tolerance(n_samples, np.float64) * np.sqrt(total_weight)
+    rows = [basis.T]
+    if np.linalg.norm(outside) > tolerance:
+        rows.append(outside[np.newaxis, :])
+    else:
+        outside = np.zeros_like(outside)  # the constant is in the column space
     return BlockKernel(
-        projector=projector,
+        projector=np.vstack(rows).astype(dtype),
+        basis=basis.astype(dtype),
+        outside=outside.astype(dtype),
         coef_map=factors.coef_map.astype(dtype),
+        mean_map=(basis.T @ mean_row).astype(dtype),
         shift_coef=(factors.pinv @ np.ones(n_samples)).astype(dtype),
         sqrt_weight=(
             None if sample_weight is None else sqrt_weight[:, np.newaxis].astype(dtype)
@@ -206,25 +222,30 @@ def rounding_tolerance(n_samples, dtype):
     return 10.0 * np.sqrt(n_samples) * np.finfo(dtype).eps
 
 
+# The sums-of-squares formulas lose digits as rss becomes a small share of
+# the sum of squares it is taken from; below these shares a voxel is redone
+# with explicit residuals. float64 then keeps about 9 digits of rss at
+# worst, float32 (always shifted) about 3 at worst and 5 on BOLD-like data.
+_MIN_SHARE = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-2}
+
+
 def fit_block(kernel, data_block, scratch=None):
     """Fit one block of voxels in one pass: coefficients and sums of squares.
 
-    With ``D = W^½ (Y - 1 y0)`` (the block shifted by its first row) and
-    ``Z = projector @ D``, one multiply gives everything::
-
-        coef = coef_map @ Z_r + shift_coef y0
-        rss  = ||D||^2 - ||Z_r||^2 + 2 y0 (e^T D) + y0^2 ||e||^2
-        tss  = ||D||^2 - (a^T D)^2
-
-    No ``n x block`` array other than ``D`` (in ``scratch``) is formed, and
-    the data are read once.
+    Computes the formulas of :class:`BlockKernel` with one multiply and one
+    sum of squares over the block; no residuals are formed. float32 and
+    weighted fits shift the block by its first row (into ``scratch``);
+    unweighted float64 fits skip the shift, the baseline costing them a few
+    of float64's digits only. Voxels whose rss is too small a share of the
+    sum of squares for the formulas (constant voxels, near-perfect fits) are
+    redone with explicit residuals.
 
     Parameters
     ----------
     kernel : BlockKernel
     data_block : array-like of shape (n_samples, n_block)
         Voxel columns of any real dtype (a memmap slice, integers): they are
-        converted while shifted, one block at a time.
+        converted once, block by block.
     scratch : ndarray of shape (n_samples, >= n_block) or None, default=None
         Working memory in the kernel's dtype, reused across blocks.
 
@@ -235,34 +256,108 @@ def fit_block(kernel, data_block, scratch=None):
         (or values so large their squares overflow): both propagate into it.
     """
     dtype = kernel.projector.dtype
+    unshifted = (
+        isinstance(data_block, np.ndarray)
+        and data_block.dtype == dtype == np.float64
+        and kernel.sqrt_weight is None
+    )
+    if unshifted:
+        data, first = data_block, None
+    else:
+        data, first = _shift(kernel, data_block, scratch)
+    # Non-finite data are reported by the caller from rss: no warnings here.
+    with np.errstate(invalid="ignore", over="ignore"):
+        fit = _fit_sums(kernel, data, first)
+        # "not >" also catches NaN, which the redo reports as NaN again.
+        redo = ~(fit.rss > _MIN_SHARE[dtype] * fit.rss_scale)
+        if np.any(redo):
+            if unshifted:
+                data, first = _shift(kernel, data[:, redo], None)
+            else:
+                data, first = data[:, redo], first[redo]
+            exact = _fit_residuals(kernel, data, first)
+            for mine, better in zip(fit, exact, strict=True):
+                mine[..., redo] = better
+    return fit
+
+
+def _shift(kernel, data_block, scratch):
+    """Return ``W^½ (Y - 1 y0)`` (in ``scratch``) and ``y0``, the first row."""
+    dtype = kernel.projector.dtype
     n_block = data_block.shape[1]
     if scratch is None:
         scratch = np.empty((data_block.shape[0], n_block), dtype=dtype)
-    shifted = scratch[:, :n_block]
-    # Non-finite data are reported by the caller from rss: no warnings here.
+    data = scratch[:, :n_block]
+    first = np.array(data_block[0], dtype=dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        first = np.array(data_block[0], dtype=dtype)
-        np.subtract(data_block, first, out=shifted, dtype=dtype, casting="unsafe")
+        np.subtract(data_block, first, out=data, dtype=dtype, casting="unsafe")
         if kernel.sqrt_weight is not None:
-            shifted *= kernel.sqrt_weight
-        norm2 = np.einsum("ij,ij->j", shifted, shifted)
-        coordinates = kernel.projector @ shifted
-        rank = kernel.coef_map.shape[1]
-        in_space, mean, outside = (
-            coordinates[:rank],
-            coordinates[rank],
-            coordinates[rank + 1],
-        )
-        coef = kernel.coef_map @ in_space
+            data *= kernel.sqrt_weight
+    return data, first
+
+
+def _fit_sums(kernel, data, first):
+    """The formulas of BlockKernel: one multiply, one sum of squares.
+
+    ``data`` is ``W^½ (Y - 1 y0)``, or ``Y`` itself when ``first`` (``y0``)
+    is None.
+    """
+    dtype = kernel.projector.dtype
+    rank = kernel.coef_map.shape[1]
+    norm2 = np.einsum("ij,ij->j", data, data)
+    coordinates = kernel.projector @ data
+    in_space = coordinates[:rank]
+    coef = kernel.coef_map @ in_space
+    rss = norm2 - np.einsum("ij,ij->j", in_space, in_space)
+    mean = kernel.mean_map @ in_space
+    has_outside = coordinates.shape[0] > rank
+    if has_outside:  # the constant is outside the column space
+        mean += coordinates[rank] / dtype.type(np.sqrt(kernel.total_weight))
+    tss = norm2 - mean * mean
+    sum_squares = norm2.copy()
+    if first is not None:
         coef += kernel.shift_coef[:, np.newaxis] * first
-        rss = norm2 - np.einsum("ij,ij->j", in_space, in_space)
-        rss += first * (2 * outside + first * dtype.type(kernel.outside_norm2))
-        tss = norm2 - mean * mean
-        sum_squares = norm2 + first * (
-            2 * dtype.type(np.sqrt(kernel.total_weight)) * mean
-            + first * dtype.type(kernel.total_weight)
-        )
-        # Rounding can take a zero sum of squares a little below zero.
-        np.maximum(rss, 0, out=rss)
-        np.maximum(tss, 0, out=tss)
+        if has_outside:
+            rss += first * (
+                2 * coordinates[rank] + first * dtype.type(kernel.outside_norm2)
+            )
+        sum_squares += _shifted_back(kernel, first, mean)
+    # Rounding can take a zero sum of squares a little below zero.
+    np.maximum(rss, 0, out=rss)
+    np.maximum(tss, 0, out=tss)
     return BlockFit(coef, rss, tss, sum_squares, norm2)
+
+
+def _fit_residuals(kernel, data, first):
+    """The same results from explicit residuals: slower, exact to rounding.
+
+    For the few voxels whose rss is a tiny share of their sum of squares.
+    ``data`` is ``W^½ (Y - 1 y0)`` and ``first`` is ``y0``.
+    """
+    dtype = kernel.projector.dtype
+    in_space = kernel.basis.T @ data
+    coef = kernel.coef_map @ in_space + kernel.shift_coef[:, np.newaxis] * first
+    residuals = data - kernel.basis @ in_space
+    residuals += kernel.outside[:, np.newaxis] * first
+    rss = np.einsum("ij,ij->j", residuals, residuals)
+    sqrt_weight = (
+        np.ones((data.shape[0], 1), dtype=dtype)
+        if kernel.sqrt_weight is None
+        else kernel.sqrt_weight
+    )
+    root_total = dtype.type(np.sqrt(kernel.total_weight))
+    mean = (sqrt_weight[:, 0] @ data) / root_total
+    centred = data - sqrt_weight * (mean / root_total)
+    tss = np.einsum("ij,ij->j", centred, centred)
+    norm2 = np.einsum("ij,ij->j", data, data)
+    sum_squares = norm2 + _shifted_back(kernel, first, mean)
+    return BlockFit(coef, rss, tss, sum_squares, norm2)
+
+
+def _shifted_back(kernel, first, mean):
+    """``||W^½ y||^2 - ||W^½ (y - y0)||^2``, from ``y0`` and ``a^T D``."""
+    dtype = kernel.projector.dtype
+    return first * (
+        2 * dtype.type(np.sqrt(kernel.total_weight)) * mean
+        + first * dtype.type(kernel.total_weight)
+    )
