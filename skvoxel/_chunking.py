@@ -1,9 +1,22 @@
-"""Voxel blocks: how many voxels one kernel call sees, and their slices."""
+"""Voxel blocks: their size, their slices, and running a kernel over them."""
+
+import mmap
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn import get_config
+from threadpoolctl import threadpool_limits
 
-__all__ = ["resolve_chunk_size", "voxel_blocks"]
+__all__ = [
+    "FileBlockReader",
+    "for_each_block",
+    "page_releaser",
+    "resolve_chunk_size",
+    "resolve_n_threads",
+    "voxel_blocks",
+]
 
 
 def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype):
@@ -35,3 +48,168 @@ def voxel_blocks(n_voxels, n_block):
     """Yield consecutive slices of at most ``n_block`` voxels covering all."""
     for start in range(0, n_voxels, n_block):
         yield slice(start, min(start + n_block, n_voxels))
+
+
+def resolve_n_threads(n_jobs):
+    """Threads over blocks: ``None`` or 1 -> 1, -1 -> all cores, k -> k."""
+    if n_jobs is None:
+        return 1
+    if n_jobs < 0:
+        return max(os.cpu_count() + 1 + n_jobs, 1)
+    return n_jobs
+
+
+def _mapping_of(data):
+    """The memmap mode and ``mmap`` behind ``data`` (or its view), or Nones."""
+    mode, root, base = None, None, data
+    while base is not None and not isinstance(base, mmap.mmap):
+        if isinstance(base, np.memmap):
+            mode, root = base.mode, base
+        base = getattr(base, "base", None)
+    if base is None or root is None:
+        return None, None, None
+    return mode, root, base
+
+
+def page_releaser(data):
+    """A callable that drops ``data``'s file pages from resident memory, or None.
+
+    Used where blocks are read through the mapping itself (see
+    :class:`FileBlockReader` for the usual case): the pages then stay in the
+    page cache but no longer count against the process. Only shared mappings
+    (memmap modes ``"r"``, ``"r+"``, ``"w+"``) are released; a copy-on-write
+    mapping (``"c"``) would lose its changes.
+
+    Parameters
+    ----------
+    data : ndarray
+        The data; a view of a memmap is traced back to its mapping.
+
+    Returns
+    -------
+    release : callable or None
+    """
+    mode, _, mapping = _mapping_of(data)
+    if mapping is None or mode == "c" or not hasattr(mapping, "madvise"):
+        return None
+    return lambda: mapping.madvise(mmap.MADV_DONTNEED)
+
+
+class FileBlockReader:
+    """Reads voxel blocks of a memmapped array from its file, not its mapping.
+
+    Touching a block through the mapping maps whole page-cache folios of
+    every row it crosses, so resident memory can grow to much of the file
+    between two blocks. Reading the same bytes with ``os.preadv`` into a
+    buffer keeps resident memory to that buffer; the file's pages stay in
+    the page cache, shared and reclaimable.
+
+    Use :meth:`for_data`, which returns None where the layout or the mapping
+    does not allow it (then the mapping is read directly).
+    """
+
+    def __init__(self, path, position, row_stride, itemsize):
+        self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
+        self._position = position
+        self._row_stride = row_stride
+        self._itemsize = itemsize
+
+    @classmethod
+    def for_data(cls, data):
+        """A reader for ``data``, a 2-D view of a shared memmap with contiguous
+        rows, or None."""
+        mode, root, mapping = _mapping_of(data)
+        if (
+            mapping is None
+            or mode == "c"  # private changes are in the mapping only
+            or root.filename is None
+            or data.ndim != 2
+            or data.strides[1] != data.itemsize
+            or data.strides[0] < 0
+        ):
+            return None
+        map_start = root.offset - root.offset % mmap.ALLOCATIONGRANULARITY
+        map_address = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+        position = map_start + data.ctypes.data - map_address
+        return cls(root.filename, position, data.strides[0], data.itemsize)
+
+    def read(self, block, out):
+        """Fill ``out`` (``(n_samples, width)``, C-contiguous rows) with
+        ``data[:, block]`` and return it."""
+        start = self._position + block.start * self._itemsize
+        descriptor = self._file.fileno()
+        for row, values in enumerate(out):
+            os.preadv(descriptor, [values], start + row * self._row_stride)
+        return out
+
+    def close(self):
+        """Close the file."""
+        self._file.close()
+
+
+def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None):
+    """Call ``fit_one(block_data, block, scratch)`` for every voxel block.
+
+    ``block_data`` is ``data[:, block]``: a view, or for a memmap the same
+    values read from its file (:class:`FileBlockReader`), so resident memory
+    stays bounded. ``fit_one`` stores its own results (blocks are disjoint,
+    so threads never write the same place). Each thread reuses its buffers.
+    With several threads, BLAS runs one thread per call, so the blocks, not
+    the multiplies, share the cores.
+
+    Parameters
+    ----------
+    fit_one : callable
+        ``fit_one(block_data, block, scratch)`` with ``block`` a slice of
+        voxels and ``scratch`` an ``(n_samples, n_block)`` array of ``dtype``.
+    data : ndarray of shape (n_samples, n_voxels)
+    n_block : int
+    dtype : numpy dtype
+        dtype of the scratch arrays.
+    n_threads : int, default=1
+    progress : callable or None, default=None
+        Called with the number of voxels done after each block.
+    """
+    n_samples, n_voxels = data.shape
+    reader = FileBlockReader.for_data(data)
+    release = None if reader is not None else page_releaser(data)
+    local = threading.local()
+
+    def buffer(name, buffer_dtype):
+        array = getattr(local, name, None)
+        if array is None:
+            array = np.empty((n_samples, n_block), dtype=buffer_dtype)
+            setattr(local, name, array)
+        return array
+
+    def run(block):
+        width = block.stop - block.start
+        if reader is None:
+            block_data = data[:, block]
+        else:
+            block_data = reader.read(block, buffer("raw", data.dtype)[:, :width])
+        fit_one(block_data, block, buffer("scratch", dtype))
+        if release is not None:
+            release()
+        return width
+
+    blocks = voxel_blocks(n_voxels, n_block)
+    done = 0
+    try:
+        if n_threads == 1:
+            for block in blocks:
+                done += run(block)
+                if progress is not None:
+                    progress(done)
+            return
+        with (
+            threadpool_limits(limits=1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=n_threads) as pool,
+        ):
+            for n_done in pool.map(run, blocks):
+                done += n_done
+                if progress is not None:
+                    progress(done)
+    finally:
+        if reader is not None:
+            reader.close()

@@ -49,6 +49,11 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
     chunk_size : int or "auto", default="auto"
         Voxels per block; "auto" sizes blocks from scikit-learn's
         ``working_memory``. Results do not depend on it.
+    n_jobs : int or None, default=None
+        Threads fitting voxel blocks side by side (each then runs its
+        multiplies on one BLAS thread). ``None`` or 1: one block at a time,
+        each multiply using BLAS's own threads; -1: one thread per core.
+        Results do not depend on it.
 
     Attributes
     ----------
@@ -116,12 +121,16 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
             StrOptions({"auto"}),
         ],
+        "n_jobs": [Integral, None],
     }
 
-    def __init__(self, *, fit_intercept=False, rcond=None, chunk_size="auto"):
+    def __init__(
+        self, *, fit_intercept=False, rcond=None, chunk_size="auto", n_jobs=None
+    ):
         self.fit_intercept = fit_intercept
         self.rcond = rcond
         self.chunk_size = chunk_size
+        self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -193,15 +202,23 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_block = _chunking.resolve_chunk_size(
             self.chunk_size, n_samples, n_voxels, dtype
         )
-        scratch = np.empty((n_samples, n_block), dtype=dtype)
-        for block in _chunking.voxel_blocks(n_voxels, n_block):
+
+        def fit_one(block_data, block, scratch):
             (
                 coef[:, block],
                 rss[block],
                 tss[block],
                 sum_squares[block],
                 rss_scale[block],
-            ) = _ols.fit_block(kernel, data[:, block], scratch)
+            ) = _ols.fit_block(kernel, block_data, scratch)
+
+        _chunking.for_each_block(
+            fit_one,
+            data,
+            n_block,
+            dtype,
+            n_threads=_chunking.resolve_n_threads(self.n_jobs),
+        )
         _check_finite_fit(rss)
 
         n_effective = (

@@ -1,12 +1,24 @@
 """Tests for skvoxel._chunking: block sizes and slices."""
 
+import os
+import subprocess
+import sys
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn import config_context
 
-from skvoxel._chunking import resolve_chunk_size, voxel_blocks
+from skvoxel._chunking import (
+    FileBlockReader,
+    for_each_block,
+    page_releaser,
+    resolve_chunk_size,
+    resolve_n_threads,
+    voxel_blocks,
+)
 
 
 @given(n_voxels=st.integers(0, 500), n_block=st.integers(1, 600))
@@ -38,3 +50,108 @@ def test_auto_chunk_size_is_at_least_one_voxel():
     """Even a tiny working_memory gives a block of one voxel."""
     with config_context(working_memory=1e-9):
         assert resolve_chunk_size("auto", 10**6, 10, np.float64) == 1
+
+
+def test_n_threads_rule():
+    """None and 1 give one thread, -1 every core, k gives k."""
+    assert resolve_n_threads(None) == 1
+    assert resolve_n_threads(1) == 1
+    assert resolve_n_threads(3) == 3
+    assert resolve_n_threads(-1) == os.cpu_count()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_for_each_block_visits_every_block_once(n_threads):
+    """Every voxel is handed to exactly one call; progress counts them all."""
+    data = np.zeros((4, 103))
+    seen = np.zeros(103, dtype=int)
+    lock = threading.Lock()
+    reported = []
+
+    def fit_one(block_data, block, scratch):
+        assert scratch.shape == (4, 10)
+        assert block_data.shape == (4, block.stop - block.start)
+        with lock:
+            seen[block] += 1
+
+    for_each_block(
+        fit_one, data, 10, np.float64, n_threads=n_threads, progress=reported.append
+    )
+    np.testing.assert_array_equal(seen, 1)
+    assert reported[-1] == 103 and reported == sorted(reported)
+
+
+def test_page_releaser_only_for_shared_memmaps(tmp_path):
+    """Shared memmaps (and views of them) get a releaser; arrays and "c" do not."""
+    path = tmp_path / "y.dat"
+    np.arange(64.0).tofile(path)
+    shared = np.memmap(path, dtype=np.float64, mode="r", shape=(8, 8))
+    assert page_releaser(np.asarray(shared)[:, 2:5]) is not None
+    page_releaser(shared)()  # releasing keeps the data readable
+    np.testing.assert_array_equal(shared[1], np.arange(8.0, 16.0))
+    private = np.memmap(path, dtype=np.float64, mode="c", shape=(8, 8))
+    assert page_releaser(private) is None
+    assert page_releaser(np.ones((3, 3))) is None
+
+
+MEMMAP_CHILD = """
+import sys, numpy as np
+from skvoxel import MassUnivariateOLS
+
+def rss_kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith(field))
+
+n, v = 200, int(sys.argv[2])
+Y = np.memmap(sys.argv[1], dtype=np.float32, mode="r", shape=(n, v))
+X = np.column_stack([np.linspace(-1, 1, n), np.ones(n)])
+MassUnivariateOLS(chunk_size=1024).fit(X[:20], np.zeros((20, 3)))  # warm up
+before = rss_kib("VmRSS:")
+MassUnivariateOLS(chunk_size=1024).fit(X, Y)
+print(before, rss_kib("VmHWM:"))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_memmap_fit_keeps_resident_memory_bounded(tmp_path):
+    """Fitting a 160 MB memmap raises the peak resident memory by under 40 MB."""
+    n_samples, n_voxels = 200, 200_000
+    path = tmp_path / "y.dat"
+    rng = np.random.default_rng(0)
+    data = np.memmap(path, dtype=np.float32, mode="w+", shape=(n_samples, n_voxels))
+    for rows in np.array_split(np.arange(n_samples), 10):
+        data[rows] = 1000 + rng.standard_normal((rows.size, n_voxels), np.float32)
+    data.flush()
+    del data
+    done = subprocess.run(
+        [sys.executable, "-c", MEMMAP_CHILD, str(path), str(n_voxels)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    before, peak = map(int, done.stdout.split())
+    # Outputs: coef (2 x V) and five vectors of V, float32: 5.6 MB.
+    assert (peak - before) * 1024 < 40e6, (before, peak)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.float64])
+def test_file_block_reader_reads_what_the_mapping_holds(tmp_path, dtype):
+    """Blocks read from the file equal the memmap's, for views and offsets too."""
+    path = tmp_path / "y.dat"
+    values = (np.arange(7 * 50) % 97).astype(dtype).reshape(7, 50)
+    with open(path, "wb") as file:
+        file.write(b"x" * 24)  # a header before the data
+        values.tofile(file)
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=24, shape=(7, 50))
+    view = np.asarray(mapped)[1:6, 3:40]
+    reader = FileBlockReader.for_data(view)
+    try:
+        out = np.empty((5, 8), dtype=dtype)
+        block = slice(2, 9)
+        read = reader.read(block, out[:, :7])
+        np.testing.assert_array_equal(read, view[:, block])
+    finally:
+        reader.close()
+    assert FileBlockReader.for_data(np.asarray(mapped).T) is None  # rows strided
+    private = np.memmap(path, dtype=dtype, mode="c", offset=24, shape=(7, 50))
+    assert FileBlockReader.for_data(private) is None

@@ -7,7 +7,7 @@ from skvoxel import MassUnivariateOLS, VoxelMasker
 ESTIMATORS = [
     MassUnivariateOLS(),
     MassUnivariateOLS(fit_intercept=True),
-    MassUnivariateOLS(chunk_size=3),
+    MassUnivariateOLS(chunk_size=3, n_jobs=2),
     VoxelMasker(),
     VoxelMasker(mask_strategy="variance"),
     VoxelMasker(mask_strategy="epi"),

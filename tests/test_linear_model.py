@@ -116,12 +116,20 @@ def test_coef_matches_linear_regression_and_lstsq(problem):
 
 
 @settings(max_examples=60, deadline=None)
-@given(problem=regression_problems(), chunk_size=st.integers(1, 30))
-def test_every_chunk_size_gives_the_same_fit(problem, chunk_size):
-    """Any block size gives the one-block result, to rounding."""
+@given(
+    problem=regression_problems(),
+    chunk_size=st.integers(1, 30),
+    n_jobs=st.sampled_from([None, 1, 2, 3, -1]),
+)
+def test_every_chunk_size_and_thread_count_gives_the_same_fit(
+    problem, chunk_size, n_jobs
+):
+    """Any block size and thread count gives the one-block result, to rounding."""
     X, Y, w = problem
     whole = MassUnivariateOLS(chunk_size=Y.shape[1]).fit(X, Y, sample_weight=w)
-    blocked = MassUnivariateOLS(chunk_size=chunk_size).fit(X, Y, sample_weight=w)
+    blocked = MassUnivariateOLS(chunk_size=chunk_size, n_jobs=n_jobs).fit(
+        X, Y, sample_weight=w
+    )
     # Only the summation order inside BLAS may change with the block width.
     rtol = 50 * np.finfo(X.dtype).eps * X.shape[0]
     atol = rtol * (np.abs(whole.coef_).max() + 1.0)
