@@ -232,9 +232,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._cov_unscaled = factors.cov_unscaled
         self._row_space = factors.row_space
         self._rounding = _ols.rounding_tolerance(n_effective, dtype)
-        self._zero_variance = rss <= self._rounding * rss_scale
-        self._zero_variance_norm = np.sqrt(sum_squares[self._zero_variance])
-        r2 = _r2_from_sums(rss, tss, rss_scale, self._zero_variance, self._rounding)
+        zero_variance = rss <= self._rounding * rss_scale
+        self._zero_variance_index = np.flatnonzero(zero_variance)
+        self._zero_variance_norm = np.sqrt(sum_squares[zero_variance])
+        r2 = _r2_from_sums(rss, tss, rss_scale, zero_variance, self._rounding)
 
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
@@ -332,9 +333,11 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         >>> bool(result.p_value[0] < 1e-6), bool(result.p_value[1] > 0.01)
         (True, True)
         """
-        matrix, effect, sigma2 = self._contrast_effect(contrast, "t_test")
+        matrix, effect, sigma2, zero = self._contrast_effect(contrast, "t_test")
         variance_factor = np.diag(self._contrast_covariance(matrix))
-        stderr, t = stats.t_statistics(effect, variance_factor, np.sqrt(sigma2))
+        stderr, t = stats.t_statistics(
+            effect, variance_factor, np.sqrt(sigma2), zero_variance=zero
+        )
         if isinstance(contrast, str) or np.ndim(contrast) == 1:
             effect, stderr, t = effect[0], stderr[0], t[0]
         shape = self._result_shape
@@ -386,9 +389,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         >>> result.stat.shape, result.df_num, result.df_denom
         ((5,), 2, 37)
         """
-        matrix, effect, sigma2 = self._contrast_effect(contrast, "f_test")
+        matrix, effect, sigma2, zero = self._contrast_effect(contrast, "f_test")
         covariance = self._contrast_covariance(matrix)
-        f, df_num = stats.f_statistics(effect, covariance, sigma2)
+        f, df_num = stats.f_statistics(effect, covariance, sigma2, zero_variance=zero)
         shape = self._result_shape
         return stats.ContrastResult(
             effect=shape(effect),
@@ -401,11 +404,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
 
     def _contrast_effect(self, contrast, method):
-        """Validate a contrast; return it, its effects and residual variances.
+        """Validate a contrast; return it, effects, variances, zero-variance voxels.
 
         Effects and residual variances come back ``(q, n_voxels)`` and
-        ``(n_voxels,)``; on zero-variance voxels the variance is exactly 0
-        and effects that are rounding noise are exactly 0.
+        ``(n_voxels,)``; on zero-variance voxels (their indices come last) the
+        variance is exactly 0 and effects that are rounding noise are exactly
+        0.
         """
         check_is_fitted(self)
         if self.df_resid_ <= 0:
@@ -424,16 +428,17 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         coef = self.coef_.reshape(n_regressors, -1)
         effect = matrix.astype(coef.dtype) @ coef
         sigma2 = np.asarray(self.sigma2_, dtype=coef.dtype).reshape(-1)
-        zero = self._zero_variance
-        if np.any(zero):
-            sigma2 = np.where(zero, 0.0, sigma2).astype(coef.dtype, copy=False)
+        zero = self._zero_variance_index
+        if zero.size:
+            sigma2 = sigma2.copy()
+            sigma2[zero] = 0.0
             # |effect| is rounding when below eps-ish * ||c^T pinv|| * ||y||,
             # and ||c^T pinv(W^1/2 X)||^2 = c^T pinv(X^T W X) c.
             row_norm = np.sqrt(np.diag(self._contrast_covariance(matrix)))
             scale = row_norm[:, np.newaxis] * self._zero_variance_norm
             rounding = np.abs(effect[:, zero]) <= self._rounding * scale
             effect[:, zero] = np.where(rounding, 0.0, effect[:, zero])
-        return matrix, effect, sigma2
+        return matrix, effect, sigma2, zero
 
     def _contrast_covariance(self, matrix):
         """``C pinv(X^T W X) C^T`` over the regressors of ``coef_``."""

@@ -1,9 +1,11 @@
 """Voxelwise inference: contrasts, t and F statistics, p-values, z-scores."""
 
 import ast
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from numbers import Real
 
 import numpy as np
@@ -93,11 +95,15 @@ class ContrastResult:
     def z_score(self):
         """Normal deviate with the upper-tail probability of ``stat``."""
         if self.stat_type == "F":
-            z = z_from_f(
-                self._stat64, self.df_num, self.df_denom, upper_tail=self._small_tail
-            )
+
+            def z_of(stat, tail):
+                return z_from_f(stat, self.df_num, self.df_denom, upper_tail=tail)
         else:
-            z = z_from_t(self._stat64, self.df_denom, small_tail=self._small_tail)
+
+            def z_of(stat, tail):
+                return z_from_t(stat, self.df_denom, small_tail=tail)
+
+        z = _on_every_core(z_of, self._stat64, self._small_tail)
         return _like_stat(z, self.stat)
 
     @cached_property
@@ -109,8 +115,10 @@ class ContrastResult:
     def _small_tail(self):
         """``P(T > |t|)``, or ``P(F > f)``: computed once for p and z."""
         if self.stat_type == "F":
-            return special.fdtrc(self.df_num, self.df_denom, self._stat64)
-        return t_small_tail(self._stat64, self.df_denom)
+            return _on_every_core(
+                partial(special.fdtrc, self.df_num, self.df_denom), self._stat64
+            )
+        return _on_every_core(partial(t_small_tail, df=self.df_denom), self._stat64)
 
     def adjusted_p_value(self, method="fdr_bh"):
         """The p-values adjusted for testing every voxel.
@@ -194,6 +202,30 @@ def adjust_p_values(p_values, *, method="fdr_bh"):
     return stats.false_discovery_control(p, axis=-1, method=method[-2:]).astype(
         p.dtype, copy=False
     )
+
+
+# Tail functions cost ~100 ns a value: worth threads from this many values.
+_PARALLEL_FROM = 1 << 16
+
+
+def _on_every_core(function, *arrays):
+    """``function(*arrays)``, elementwise, split over threads on every core.
+
+    scipy's special functions release the GIL, so chunks run side by side.
+    """
+    size = np.size(arrays[0])
+    n_threads = min(os.cpu_count() or 1, size // _PARALLEL_FROM)
+    if n_threads <= 1:
+        return function(*arrays)
+    flat = [np.ravel(array) for array in arrays]
+    bounds = np.linspace(0, size, n_threads + 1).astype(int)
+
+    def chunk(i):
+        return function(*(array[bounds[i] : bounds[i + 1]] for array in flat))
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        parts = list(pool.map(chunk, range(n_threads)))
+    return np.concatenate(parts).reshape(np.shape(arrays[0]))
 
 
 def _like_stat(values, stat):
@@ -490,7 +522,7 @@ def z_from_f(f, df_num, df_denom, *, upper_tail=None):
     return z.reshape(f.shape)
 
 
-def t_statistics(effect, variance_factor, sigma):
+def t_statistics(effect, variance_factor, sigma, zero_variance=()):
     """Standard errors and t statistics of contrast rows over voxels.
 
     The statistic of row ``k`` at voxel ``j`` is
@@ -502,9 +534,10 @@ def t_statistics(effect, variance_factor, sigma):
     effect : ndarray of shape (q, n_voxels)
     variance_factor : ndarray of shape (q,)
     sigma : ndarray of shape (n_voxels,)
-        Residual standard deviations; exact zeros mark zero-variance voxels,
-        whose ``t`` is 0 where ``effect`` is exactly 0 and ``+-inf``
-        elsewhere.
+        Residual standard deviations, exactly 0 at ``zero_variance``.
+    zero_variance : array-like of int, default=()
+        Indices of zero-variance voxels: their ``t`` is 0 where ``effect`` is
+        exactly 0 and ``+-inf`` elsewhere.
 
     Returns
     -------
@@ -514,11 +547,14 @@ def t_statistics(effect, variance_factor, sigma):
     stderr = root[:, np.newaxis] * sigma[np.newaxis, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = effect / stderr
-    t[(stderr == 0) & (effect == 0)] = 0.0
+    if len(zero_variance):  # 0 / 0 there: no effect, so t = 0
+        voxels = t[:, zero_variance]
+        voxels[effect[:, zero_variance] == 0] = 0.0
+        t[:, zero_variance] = voxels
     return stderr, t
 
 
-def f_statistics(effect, contrast_covariance, sigma2):
+def f_statistics(effect, contrast_covariance, sigma2, zero_variance=()):
     """F statistics, p-values and z-scores of a joint contrast over voxels.
 
     ``F = effect^T pinv(C pinv(X^T W X) C^T) effect / (r * sigma2)`` with
@@ -531,7 +567,9 @@ def f_statistics(effect, contrast_covariance, sigma2):
     contrast_covariance : ndarray of shape (q, q)
         ``C pinv(X^T W X) C^T``.
     sigma2 : ndarray of shape (n_voxels,)
-        Exact zeros mark zero-variance voxels (``F`` is 0 or ``inf``).
+        Residual variances, exactly 0 at ``zero_variance``.
+    zero_variance : array-like of int, default=()
+        Indices of zero-variance voxels (``F`` is 0 or ``inf`` there).
 
     Returns
     -------
@@ -544,5 +582,7 @@ def f_statistics(effect, contrast_covariance, sigma2):
     quadratic = np.einsum("kj,kj->j", effect64, inverse @ effect64)
     with np.errstate(divide="ignore", invalid="ignore"):
         f = quadratic / (df_num * sigma2.astype(np.float64))
-    f[(sigma2 == 0) & (quadratic == 0)] = 0.0
+    if len(zero_variance):  # 0 / 0 there: no effect, so F = 0
+        no_effect = ~effect[:, zero_variance].any(axis=0)
+        f[np.asarray(zero_variance)[no_effect]] = 0.0
     return f.astype(effect.dtype), df_num

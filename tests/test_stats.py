@@ -511,3 +511,30 @@ def test_contrast_result_is_frozen(rng):
     assert isinstance(result, ContrastResult)
     with pytest.raises(AttributeError):
         result.stat = None
+
+
+@pytest.mark.parametrize("stat_type", ["t", "F"])
+def test_p_and_z_are_the_same_computed_in_threads(rng, stat_type):
+    """Large maps split the tail functions over threads with identical results."""
+    from skvoxel import stats
+
+    stat = rng.normal(size=3 * stats._PARALLEL_FROM + 17) * 4
+    if stat_type == "F":
+        stat = stat**2
+    fields = {"effect": stat, "stderr": None, "stat": stat, "df_num": 1}
+    big = ContrastResult(**fields, df_denom=30, stat_type=stat_type)
+    pieces = [
+        ContrastResult(
+            effect=part,
+            stderr=None,
+            stat=part,
+            df_num=1,
+            df_denom=30,
+            stat_type=stat_type,
+        )
+        for part in np.array_split(stat, 7)  # each below the threaded size
+    ]
+    for field in ("p_value", "z_score"):
+        np.testing.assert_array_equal(
+            getattr(big, field), np.concatenate([getattr(p, field) for p in pieces])
+        )
