@@ -426,3 +426,23 @@ def test_inputs_are_not_modified(rng, dtype, fit_intercept):
     model.fit(X, Y[:, 0])
     for original, copy in zip((X, Y, w), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_t_values_match_float64_on_bold_like_data(rng, weighted):
+    """Baseline 1000, 1 % effects: float32 t within 1e-3 relative of float64."""
+    n_samples, n_voxels = 400, 3000
+    X = make_design(n_samples, 20, rng=rng)
+    beta = np.zeros((20, n_voxels))
+    beta[0] = rng.uniform(-10.0, 10.0, size=n_voxels)  # up to 1 % of baseline
+    beta[-1] = 1000.0
+    Y = X @ beta + 10.0 * rng.normal(size=(n_samples, n_voxels))
+    Y32 = Y.astype(np.float32)
+    w = rng.uniform(0.5, 2.0, size=n_samples) if weighted else None
+    contrast = np.eye(20)[0]
+    t64 = MassUnivariateOLS().fit(X, Y32.astype(np.float64), sample_weight=w)
+    t32 = MassUnivariateOLS().fit(X.astype(np.float32), Y32, sample_weight=w)
+    result64, result32 = t64.t_test(contrast), t32.t_test(contrast)
+    assert result32.stat.dtype == np.float32
+    np.testing.assert_allclose(result32.stat, result64.stat, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(t32.sigma2_, t64.sigma2_, rtol=1e-3)
