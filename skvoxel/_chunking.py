@@ -51,9 +51,9 @@ def voxel_blocks(n_voxels, n_block):
 
 
 def resolve_n_threads(n_jobs):
-    """Threads over blocks: ``None`` or 1 -> 1, -1 -> all cores, k -> k."""
+    """Threads over blocks: ``None`` or -1 -> every core, -k -> all but k - 1."""
     if n_jobs is None:
-        return 1
+        n_jobs = -1
     if n_jobs < 0:
         return max(os.cpu_count() + 1 + n_jobs, 1)
     return n_jobs
@@ -154,8 +154,8 @@ def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None)
     values read from its file (:class:`FileBlockReader`), so resident memory
     stays bounded. ``fit_one`` stores its own results (blocks are disjoint,
     so threads never write the same place). Each thread reuses its buffers.
-    With several threads, BLAS runs one thread per call, so the blocks, not
-    the multiplies, share the cores.
+    BLAS runs one thread per call: the blocks, not the multiplies, share the
+    cores.
 
     Parameters
     ----------
@@ -195,21 +195,21 @@ def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None)
 
     blocks = voxel_blocks(n_voxels, n_block)
     done = 0
-    try:
-        if n_threads == 1:
-            for block in blocks:
-                done += run(block)
-                if progress is not None:
-                    progress(done)
-            return
-        with (
-            threadpool_limits(limits=1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=n_threads) as pool,
-        ):
-            for n_done in pool.map(run, blocks):
-                done += n_done
-                if progress is not None:
-                    progress(done)
-    finally:
-        if reader is not None:
-            reader.close()
+    # One BLAS thread per block: the multiplies are small, and BLAS threads
+    # that spin-wait between them lose badly to threads over whole blocks.
+    with threadpool_limits(limits=1, user_api="blas"):
+        try:
+            if n_threads == 1:
+                for block in blocks:
+                    done += run(block)
+                    if progress is not None:
+                        progress(done)
+                return
+            with ThreadPoolExecutor(max_workers=n_threads) as pool:
+                for n_done in pool.map(run, blocks):
+                    done += n_done
+                    if progress is not None:
+                        progress(done)
+        finally:
+            if reader is not None:
+                reader.close()

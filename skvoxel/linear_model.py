@@ -50,10 +50,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Voxels per block; "auto" sizes blocks from scikit-learn's
         ``working_memory``. Results do not depend on it.
     n_jobs : int or None, default=None
-        Threads fitting voxel blocks side by side (each then runs its
-        multiplies on one BLAS thread). ``None`` or 1: one block at a time,
-        each multiply using BLAS's own threads; -1: one thread per core.
-        Results do not depend on it.
+        Threads fitting voxel blocks side by side, each block's multiplies on
+        one BLAS thread. ``None`` or -1: one thread per core; 1: a single
+        thread; ``-k``: all cores but ``k - 1``. Results do not depend on it.
 
     Attributes
     ----------

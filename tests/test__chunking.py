@@ -53,8 +53,8 @@ def test_auto_chunk_size_is_at_least_one_voxel():
 
 
 def test_n_threads_rule():
-    """None and 1 give one thread, -1 every core, k gives k."""
-    assert resolve_n_threads(None) == 1
+    """None and -1 give every core, 1 one thread, k gives k."""
+    assert resolve_n_threads(None) == os.cpu_count()
     assert resolve_n_threads(1) == 1
     assert resolve_n_threads(3) == 3
     assert resolve_n_threads(-1) == os.cpu_count()
