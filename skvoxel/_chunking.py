@@ -19,18 +19,28 @@ __all__ = [
 ]
 
 
-def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype):
+# A block's data this large stays in the cache levels near the core while
+# the kernel makes its few passes over it (measured: benchmarks/README.md).
+_BLOCK_BYTES = 4 * 2**20
+
+
+def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
     """Voxels per block.
 
     Parameters
     ----------
     chunk_size : int or "auto"
-        An explicit count, or ``"auto"``: as many voxels as fit in
-        scikit-learn's ``working_memory`` (MiB) with the block's data and its
-        residuals (two ``n_samples`` columns per voxel).
+        An explicit count, or ``"auto"``: about 4 MiB of data per block (a
+        size the CPU caches serve well), at least 16 voxels, fewer when
+        ``n_threads`` blocks in flight, each with its data, its working copy
+        and a copy read from a file, would exceed scikit-learn's
+        ``working_memory`` (MiB), or when there would be fewer than four
+        blocks per thread.
     n_samples, n_voxels : int
     dtype : numpy dtype
         Working dtype of the block.
+    n_threads : int, default=1
+        Blocks fitted at the same time.
 
     Returns
     -------
@@ -38,9 +48,14 @@ def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype):
         Between 1 and ``n_voxels``.
     """
     if chunk_size == "auto":
-        bytes_per_voxel = 2 * n_samples * np.dtype(dtype).itemsize
+        column_bytes = max(n_samples * np.dtype(dtype).itemsize, 1)
+        in_flight = 3 * n_threads * column_bytes
         budget = get_config()["working_memory"] * 2**20
-        chunk_size = int(budget // max(bytes_per_voxel, 1))
+        chunk_size = min(
+            max(_BLOCK_BYTES // column_bytes, 16),
+            budget // in_flight,
+            -(-n_voxels // (4 * n_threads)),
+        )
     return int(min(max(chunk_size, 1), max(n_voxels, 1)))
 
 

@@ -47,8 +47,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``lstsq`` threshold, with the ``eps`` of the working dtype (float32
         for float32 data).
     chunk_size : int or "auto", default="auto"
-        Voxels per block; "auto" sizes blocks from scikit-learn's
-        ``working_memory``. Results do not depend on it.
+        Voxels per block; "auto" takes about 4 MiB of data per block, within
+        scikit-learn's ``working_memory``. Results do not depend on it.
     n_jobs : int or None, default=None
         Threads fitting voxel blocks side by side, each block's multiplies on
         one BLAS thread. ``None`` or -1: one thread per core; 1: a single
@@ -198,8 +198,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         rss, tss, sum_squares, rss_scale = (
             np.empty(n_voxels, dtype=dtype) for _ in range(4)
         )
+        n_threads = _chunking.resolve_n_threads(self.n_jobs)
         n_block = _chunking.resolve_chunk_size(
-            self.chunk_size, n_samples, n_voxels, dtype
+            self.chunk_size, n_samples, n_voxels, dtype, n_threads
         )
 
         def fit_one(block_data, block, scratch):
@@ -216,7 +217,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             data,
             n_block,
             dtype,
-            n_threads=_chunking.resolve_n_threads(self.n_jobs),
+            n_threads=n_threads,
         )
         _check_finite_fit(rss)
 

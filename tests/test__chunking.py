@@ -37,13 +37,22 @@ def test_explicit_chunk_size_is_capped_by_voxel_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_auto_chunk_size_follows_working_memory(dtype):
-    """'auto' fits a block's data and residuals in working_memory."""
-    n_samples = 1000
+def test_auto_chunk_size_takes_about_4_mib(dtype):
+    """'auto' gives blocks of about 4 MiB of data."""
+    n_block = resolve_chunk_size("auto", 400, 10**7, dtype)
+    assert n_block == 4 * 2**20 // (400 * np.dtype(dtype).itemsize)
+
+
+def test_auto_chunk_size_respects_working_memory():
+    """Blocks in flight (data, copy, file read; per thread) fit working_memory."""
     with config_context(working_memory=1):
-        n_block = resolve_chunk_size("auto", n_samples, 10**7, dtype)
-    per_voxel = 2 * n_samples * np.dtype(dtype).itemsize
-    assert n_block == 2**20 // per_voxel
+        n_block = resolve_chunk_size("auto", 1000, 10**7, np.float64, n_threads=2)
+    assert n_block == 2**20 // (3 * 2 * 1000 * 8)
+
+
+def test_auto_chunk_size_leaves_blocks_for_every_thread():
+    """Small data still give each thread several blocks."""
+    assert resolve_chunk_size("auto", 100, 1000, np.float64, n_threads=2) == 125
 
 
 def test_auto_chunk_size_is_at_least_one_voxel():
