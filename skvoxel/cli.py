@@ -449,6 +449,12 @@ class _Contrast:
     def option(self):
         return "--contrast" if self.kind == "t" else "--f-contrast"
 
+    @property
+    def label(self):
+        """For figure titles: "faces - houses", or name = expression."""
+        name, equals, body = self.text.partition("=")
+        return f"{name.strip()} = {body.strip()}" if equals else f'"{self.text}"'
+
 
 def _analyse(
     images,
@@ -628,7 +634,7 @@ def _z_figure(
         background=background,
         outline=outline,
         outline_label=outline_label,
-        title=f'{result.stat_type} contrast "{contrast.text}": z map\n{what}',
+        title=f"{result.stat_type} contrast {contrast.label}: z map\n{what}",
         colorbar_label=f"z ({result.stat_type} contrast {contrast.name})",
     )
 

@@ -16,7 +16,7 @@ _PLOT_EXTRA = "pip install skvoxel[plot]"
 # positive ones from red (small) to yellow (large), dark in between.
 _NEGATIVE = ("#00ffff", "#0050ff")
 _POSITIVE = ("#ff1a00", "#ffff00")
-_CENTRE = "#1a1a1a"
+_CENTRE = "#505050"  # unthresholded maps: 0 in grey, apart from the black outside
 _HIDDEN = "#8c8c8c"  # the colour bar's band of values below the threshold
 _OUTLINE = "#00e060"
 
@@ -110,6 +110,8 @@ def plot_design(design, *, regressor_names=None, title=None, figsize=None):
         for label in ax.get_xticklabels():
             label.set_horizontalalignment("right")
             label.set_rotation_mode("anchor")
+    for edge in np.arange(0.5, n_regressors - 1):  # separate the columns
+        ax.axvline(edge, color="#808080", linewidth=0.6)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("regressor")
     ax.set_ylabel("volume (sample)")
