@@ -199,7 +199,7 @@ def _parser():
         action="store_const",
         const=0,
         default=1,
-        help="no progress on stderr (the summary still goes to stdout)",
+        help="nothing on stderr but errors (the summary still goes to stdout)",
     )
     group.add_argument(
         "-v",
@@ -207,8 +207,7 @@ def _parser():
         dest="verbose",
         action="store_const",
         const=2,
-        help="each step on stderr, and fit progress even without a terminal "
-        "(by default a bar, on a terminal only)",
+        help="each step on stderr",
     )
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument(
@@ -262,7 +261,7 @@ def _parser():
         "fit",
         parents=[output, chatter],
         help="fit a design to NIfTI images and write beta, t/F, z and p maps",
-        description="Fit a design to every voxel of NIfTI images, test "
+        description="Fit a design to every voxel of NIfTI images, test\n"
         "contrasts, and write maps, figures and a JSON summary.",
         epilog=_FIT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -669,7 +668,8 @@ def _say(args, message):
 def _set_verbose(estimator, level):
     """Pass the command line's verbosity to the estimator's progress report.
 
-    Only where the estimator has a ``verbose`` parameter.
+    Only where the estimator has a ``verbose`` parameter: a guard until
+    MassUnivariateOLS has one, to be removed then.
     """
     if "verbose" in estimator.get_params():
         estimator.set_params(verbose=level)
