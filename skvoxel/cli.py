@@ -397,8 +397,13 @@ def _run_fit(args):
     if not args.contrast and not args.f_contrast:
         msg = "give at least one --contrast or --f-contrast."
         raise InputError(msg)
-    for path in [*args.images, args.design, *([args.mask] if args.mask else [])]:
-        _check_file(path, args)
+    for option, paths in (
+        ("--images", args.images),
+        ("--design", [args.design]),
+        ("--mask", [args.mask] if args.mask else []),
+    ):
+        for path in paths:
+            _check_file(path, option)
     design = _read_design(args.design, pd)
     contrasts = _parse_contrasts(args, list(design.columns))
     n_volumes = _count_volumes(args.images, nib)
@@ -691,9 +696,8 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _check_file(path, args):
-    """InputError unless ``path`` is an existing file (named by its option)."""
-    option = {args.design: "--design", args.mask: "--mask"}.get(path, "--images")
+def _check_file(path, option):
+    """InputError unless ``path``, given to ``option``, is an existing file."""
     if not os.path.exists(path):
         raise InputError(f"{option}: no such file: {path}")
     if os.path.isdir(path):
