@@ -312,6 +312,8 @@ def _draw_slice(ax, volume, shown, overlay, axis, index, cmap, vmin, vmax, displ
     """Draw one slice of the background, the map and the outline on ``ax``."""
     plane = [a for a in range(3) if a != axis]
     extent = [*volume.extent(plane[0]), *volume.extent(plane[1])]
+    # Every layer: the slice's voxels as squares, superior / anterior up.
+    layer = {"origin": "lower", "extent": extent, "interpolation": "nearest"}
 
     def take(array):
         return np.take(array, index, axis=axis).T
@@ -326,30 +328,12 @@ def _draw_slice(ax, volume, shown, overlay, axis, index, cmap, vmin, vmax, displ
             cmap="gray",
             vmin=low,
             vmax=high if high > low else low + 1,
-            origin="lower",
-            extent=extent,
-            interpolation="nearest",
+            **layer,
         )
     else:
         silhouette = np.where(take(volume.data) != 0, 0.35, np.nan)
-        ax.imshow(
-            silhouette,
-            cmap="gray",
-            vmin=0,
-            vmax=1,
-            origin="lower",
-            extent=extent,
-            interpolation="nearest",
-        )
-    image = ax.imshow(
-        take(shown),
-        cmap=cmap,
-        vmin=vmin,
-        vmax=vmax,
-        origin="lower",
-        extent=extent,
-        interpolation="nearest",
-    )
+        ax.imshow(silhouette, cmap="gray", vmin=0, vmax=1, **layer)
+    image = ax.imshow(take(shown), cmap=cmap, vmin=vmin, vmax=vmax, **layer)
     if "outline" in overlay:
         region = take(overlay["outline"]).astype(float)
         if region.any():
