@@ -1,7 +1,7 @@
 """Figures: the design matrix, and slices of 3-D maps (matplotlib, optional)."""
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 from scipy import ndimage
@@ -229,6 +229,9 @@ def plot_map(
     ):
         msg = f"threshold must be a non-negative number or None; got {threshold!r}."
         raise ValueError(msg)
+    if not (isinstance(n_slices, Integral) and n_slices >= 1):
+        msg = f"n_slices must be a positive integer; got {n_slices!r}."
+        raise ValueError(msg)
     volume = _Volume(stat_map, "stat_map")
     data = volume.data
     shown = data.copy()
@@ -268,10 +271,10 @@ def plot_map(
         if figsize is None:
             figsize = (12.0, 4.4)
     else:
-        extent = ~hidden | (data != 0)
+        present = (data != 0) & ~np.isnan(data)
         if "background" in overlay:
-            extent |= overlay["background"] != 0
-        occupied = np.flatnonzero(extent.any(axis=(0, 1)))
+            present |= overlay["background"] != 0
+        occupied = np.flatnonzero(present.any(axis=(0, 1)))
         if occupied.size == 0:
             occupied = np.arange(data.shape[2])
         count = min(int(n_slices), occupied[-1] - occupied[0] + 1)

@@ -187,6 +187,7 @@ def test_background_and_outline_are_drawn():
         ({"display": "sideways"}, "display must be"),
         ({"threshold": -1.0}, "threshold must be a non-negative number"),
         ({"cut": (0, 0, 99)}, r"cut must be a voxel"),
+        ({"n_slices": 0, "display": "mosaic"}, "n_slices must be a positive integer"),
         ({"background": np.ones((2, 2, 2))}, "background has shape"),
     ],
 )
