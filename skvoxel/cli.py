@@ -199,7 +199,8 @@ def _parser():
         action="store_const",
         const=0,
         default=1,
-        help="nothing on stderr but errors (the summary still goes to stdout)",
+        help="nothing on stderr but errors (the summary still goes to stdout); "
+        "by default the fit shows a progress bar on a terminal",
     )
     group.add_argument(
         "-v",
@@ -207,7 +208,7 @@ def _parser():
         dest="verbose",
         action="store_const",
         const=2,
-        help="each step on stderr",
+        help="each step and the fit's progress on stderr",
     )
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument(
@@ -492,8 +493,7 @@ def _analyse(
     with _blame("--images"):
         Y = masker.transform(images)
 
-    model = MassUnivariateOLS(fit_intercept=add_constant)
-    _set_verbose(model, args.verbose)
+    model = MassUnivariateOLS(fit_intercept=add_constant, verbose=args.verbose)
     _say(args, f"fitting {Y.shape[1]:,} voxels x {Y.shape[0]} volumes")
     tic = time.perf_counter()
     with _blame("--design"):
@@ -668,16 +668,6 @@ def _say(args, message):
     """A step, on stderr, with --verbose."""
     if args.verbose >= 2:
         print(f"skvoxel {args.command}: {message}", file=sys.stderr, flush=True)
-
-
-def _set_verbose(estimator, level):
-    """Pass the command line's verbosity to the estimator's progress report.
-
-    Only where the estimator has a ``verbose`` parameter: a guard until
-    MassUnivariateOLS has one, to be removed then.
-    """
-    if "verbose" in estimator.get_params():
-        estimator.set_params(verbose=level)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _chunking, _ols, stats
+from . import _chunking, _ols, _progress, stats
 from ._compat import (
     Interval,
     StrOptions,
@@ -53,6 +53,13 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Threads fitting voxel blocks side by side, each block's multiplies on
         one BLAS thread. ``None`` or -1: one thread per core; 1: a single
         thread; ``-k``: all cores but ``k - 1``. Results do not depend on it.
+    verbose : int or bool, default=0
+        Progress of the fit on stderr. 0 (or False): nothing. 1 (or True): a
+        progress bar when stderr is a terminal and the fit lasts more than
+        half a second; nothing otherwise (pipes, log files, notebooks).
+        2 or more: the bar from the start on a terminal, and elsewhere a line
+        each time another tenth of the voxels is fitted. Results do not
+        depend on it.
 
     Attributes
     ----------
@@ -121,15 +128,23 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             StrOptions({"auto"}),
         ],
         "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
     }
 
     def __init__(
-        self, *, fit_intercept=False, rcond=None, chunk_size="auto", n_jobs=None
+        self,
+        *,
+        fit_intercept=False,
+        rcond=None,
+        chunk_size="auto",
+        n_jobs=None,
+        verbose=0,
     ):
         self.fit_intercept = fit_intercept
         self.rcond = rcond
         self.chunk_size = chunk_size
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
@@ -212,13 +227,17 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 rss_scale[block],
             ) = _ols.fit_block(kernel, block_data, scratch)
 
-        _chunking.for_each_block(
-            fit_one,
-            data,
-            n_block,
-            dtype,
-            n_threads=n_threads,
-        )
+        with _progress.Progress(
+            n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
+        ) as progress:
+            _chunking.for_each_block(
+                fit_one,
+                data,
+                n_block,
+                dtype,
+                n_threads=n_threads,
+                progress=progress.update,
+            )
         _check_finite_fit(rss)
 
         n_effective = (

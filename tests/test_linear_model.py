@@ -446,3 +446,16 @@ def test_float32_t_values_match_float64_on_bold_like_data(rng, weighted):
     assert result32.stat.dtype == np.float32
     np.testing.assert_allclose(result32.stat, result64.stat, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(t32.sigma2_, t64.sigma2_, rtol=1e-3)
+
+
+def test_verbose_reports_progress_on_stderr(rng, capsys):
+    """verbose=2 writes progress lines on stderr; the default writes nothing."""
+    X = make_design(30, 3, rng=rng)
+    Y = make_voxels(X, 400, rng=rng)
+    quiet = MassUnivariateOLS(chunk_size=40).fit(X, Y)
+    assert capsys.readouterr().err == ""
+    chatty = MassUnivariateOLS(chunk_size=40, verbose=2).fit(X, Y)
+    err = capsys.readouterr().err
+    assert "MassUnivariateOLS.fit: done, 400 voxels" in err
+    assert "50% (200 of 400 voxels" in err
+    np.testing.assert_array_equal(quiet.coef_, chatty.coef_)
