@@ -89,13 +89,16 @@ def sweep(workload, dtype, chunk_sizes, repeats, memory, threads):
         "auto_resolves_to": resolved_auto(workload.n_samples, workload.n_voxels, dtype),
         "memory": {},
     }
+    row["load_average_start"] = os.getloadavg()
     if memory:
         for chunk_size in [BARE, *chunk_sizes]:
             name = BARE if chunk_size == BARE else _label(chunk_size)
+            common.progress(f"sweep {dtype_name}: memory of {name} (child process)")
             row["memory"][name] = common.in_child(
                 sweep_memory_child, workload, dtype_name, chunk_size, threads
             )
     X, Y = workload.make(dtype)
+    common.progress(f"sweep {dtype_name}: timing, {repeats} alternating rounds")
     functions = {BARE: bench_machine.bare_multiply(X, Y)}
     functions.update({_label(c): _fit(X, Y, c) for c in chunk_sizes})
     for function in functions.values():
@@ -115,6 +118,7 @@ def sweep(workload, dtype, chunk_sizes, repeats, memory, threads):
         }
     row["equal_to_auto"] = equal
     row["repeats"] = repeats
+    row["load_average_end"] = os.getloadavg()
     return row
 
 
@@ -208,10 +212,12 @@ def memmap_run(gigabytes, dtype, chunk_size, cold, check, tmpdir, threads):
     }
     with tempfile.TemporaryDirectory(prefix="skvoxel-bench-", dir=tmpdir) as tmp:
         path = os.path.join(tmp, "Y.dat")
+        common.progress(f"memmap {row['dtype']}: writing {row['bytes_Y']:,} bytes")
         start = time.perf_counter()
         write_data(path, n_samples, n_voxels, dtype)
         row["write_s"] = time.perf_counter() - start
         row["tmpdir"] = tmp
+        common.progress(f"memmap {row['dtype']}: fitting (child process)")
         row.update(
             common.in_child(
                 memmap_child,

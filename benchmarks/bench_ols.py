@@ -13,6 +13,7 @@ Run ``python benchmarks/bench_ols.py`` (``--quick`` for a smoke run).
 """
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -280,12 +281,16 @@ def run_one(workload, dtype, repeats, n_sample, machine_rates, memory, threads):
     if machine_rates is not None:
         row["floor"] = bench_machine.floor(workload, dtype, machine_rates)
     row["memory"] = {}
+    row["load_average_start"] = os.getloadavg()
+    tag = f"{workload.name} {dtype_name}"
     if memory:  # first, while this process holds no data
         for name in names:
+            common.progress(f"{tag}: memory of {name} (child process)")
             row["memory"][name] = common.in_child(
                 memory_child, name, workload, dtype_name, n_sample, threads
             )
     X, Y = workload.make(dtype)
+    common.progress(f"{tag}: correctness check")
     if dtype_name == "float64":
         row["check"] = check_results(X, Y, n_sample)
     else:
@@ -296,6 +301,7 @@ def run_one(workload, dtype, repeats, n_sample, machine_rates, memory, threads):
         function()
     del warm, small
     functions, skipped, sample = build(names, X, Y, n_sample)
+    common.progress(f"{tag}: timing, {repeats} alternating rounds")
     scale = {STATSMODELS: Y.shape[1] / len(sample)}
     times = common.alternate(functions, repeats, scale=scale)
     skvoxel = FIT_T if FIT_T in functions else FIT
@@ -317,6 +323,7 @@ def run_one(workload, dtype, repeats, n_sample, machine_rates, memory, threads):
                 entry["x floor"] = entry["median_s"] / row["floor"]["floor_s"]
     row["timings"] = summary
     row["repeats"] = repeats
+    row["load_average_end"] = os.getloadavg()
     return row
 
 

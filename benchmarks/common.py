@@ -98,6 +98,11 @@ def select_workloads(names, quick):
 # ---------------------------------------------------------------- timing
 
 
+def progress(message):
+    """Say what is being measured, on stderr (the tables go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
 def timed(function):
     """Seconds one call of ``function`` takes (garbage collected before)."""
     gc.collect()
