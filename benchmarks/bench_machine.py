@@ -74,6 +74,53 @@ def read_bandwidth(nbytes, n_threads, repeats=5):
     }
 
 
+def calibrate_memory():
+    """Both memory probes on the same calls, in this (fresh) process.
+
+    1. A first BLAS product in the process: RSS also sees OpenBLAS's own
+       buffers, tracemalloc only the output array.
+    2. The same product again: buffers exist, both should see the output only.
+    3. ``scipy.linalg.lstsq`` (LAPACK's gelsd), after a warm-up call: RSS also
+       sees LAPACK's workspace.
+    4. A short-lived 256 MiB temporary freed inside the call: the kernel's
+       high-water mark must see it although nothing is left after the call.
+    """
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 20))
+    Y = rng.standard_normal((400, 50_000))
+    P = np.linalg.pinv(X)
+    cases = {}
+
+    def record(name, function, note):
+        result, rss, trace = common.measure_both(function)
+        del result
+        cases[name] = {
+            "rss_peak_extra_bytes": rss["peak_extra_bytes"],
+            "tracemalloc_peak_extra_bytes": trace["peak_extra_bytes"],
+            "hwm_reset": rss["hwm_reset"],
+            "note": note,
+        }
+
+    output = P.shape[0] * Y.shape[1] * 8
+    record("first pinv @ Y", lambda: P @ Y, f"output {output} bytes; first BLAS call")
+    record("second pinv @ Y", lambda: P @ Y, f"output {output} bytes")
+    scipy.linalg.lstsq(X[:, :5], Y[:, :100])  # warm-up: load LAPACK
+    record(
+        "scipy.linalg.lstsq(X, Y)",
+        lambda: scipy.linalg.lstsq(X, Y),
+        f"Y is {Y.nbytes} bytes",
+    )
+
+    def spike():
+        temporary = np.ones(2**25)  # 256 MiB, touched
+        return float(temporary[-1])
+
+    record("256 MiB temporary, freed", spike, f"temporary {2**28} bytes")
+    return cases
+
+
 def rates(quick=False):
     """Multiply rate per dtype and read bandwidth on 1 and all BLAS threads."""
     info = common.machine()
@@ -151,6 +198,16 @@ def print_rates(machine_rates):
         )
 
 
+def print_calibration(calibration):
+    """Print both memory probes' figures for the calibration calls."""
+    print("memory probes on the same call (peak extra, MiB): RSS / tracemalloc")
+    for name, case in calibration.items():
+        print(
+            f"  {name:28} {case['rss_peak_extra_bytes'] / 2**20:8.1f} / "
+            f"{case['tracemalloc_peak_extra_bytes'] / 2**20:8.1f}  ({case['note']})"
+        )
+
+
 def print_machine(info):
     """Print where the benchmark ran."""
     blas = ", ".join(
@@ -195,7 +252,14 @@ def main(argv=None):
             f"{row['bound']:>8} {row['timings']['read Y']['median_s']:9.4f} "
             f"{bare:9.4f} {bare / row['floor_s']:10.2f}"
         )
-    payload = {"run": common.stamp(args), "machine": info, **result}
+    calibration = common.in_child(calibrate_memory)
+    print_calibration(calibration)
+    payload = {
+        "run": common.stamp(args),
+        "machine": info,
+        **result,
+        "memory_calibration": calibration,
+    }
     path = common.write_json(
         "bench_machine_quick" if args.quick else "bench_machine", payload
     )

@@ -257,6 +257,30 @@ def measure_rss(function, sample=False):
     return result, info
 
 
+def measure_both(function):
+    """One call measured by RSS (:func:`measure_rss`) and tracemalloc at once.
+
+    For calibrating the two probes against each other on the same call; the
+    benchmarks measure each in its own call, so tracemalloc's bookkeeping
+    stays out of the RSS figure.
+    """
+    gc.collect()
+    _trim_heap()
+    tracemalloc.start()
+    try:
+        base_traced, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        result, rss = measure_rss(function)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    trace = {
+        "peak_extra_bytes": peak - base_traced,
+        "retained_bytes": current - base_traced,
+    }
+    return result, rss, trace
+
+
 def measure_tracemalloc(function):
     """Peak extra memory of one call as traced by ``tracemalloc``.
 

@@ -137,6 +137,8 @@ def main(argv=None):
         bench_chunks.add_arguments(chunk_parser)
         chunks = bench_chunks.run(chunk_parser.parse_args(chunk_argv))
         bench_chunks.print_result(chunks)
+    calibration = common.in_child(bench_machine.calibrate_memory)
+    bench_machine.print_calibration(calibration)
     summary = headline(rows, chunks)
     print("\nsummary")
     for line in summary:
@@ -149,6 +151,7 @@ def main(argv=None):
         "floors": [r["floor"] for r in rows],
         "ols": rows,
         "chunks": chunks,
+        "memory_calibration": calibration,
         "summary": summary,
     }
     name = args.out or ("run_quick" if args.quick else "run")
