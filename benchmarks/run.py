@@ -1,78 +1,161 @@
-"""skvoxel's fit against the floor: a plain read of Y and a bare pinv(X) @ Y.
+"""All benchmarks in one command: the machine's floor, skvoxel vs peers, chunks.
 
-Run ``python benchmarks/run.py`` (``--quick`` for small sizes). Every ratio is
-measured in this one process, the implementations alternating, repeated.
+Runs, in order: the machine's multiply rate and read bandwidth
+(``bench_machine``); on W1, W2, W3 in float64 and float32, skvoxel against the
+floor and its peers, alternating in this one process, with peak memory from a
+child process per implementation and a correctness check (``bench_ols``); the
+chunk_size sweep and a memmap fit (``bench_chunks``). Prints the tables and a
+summary against the issue's figures; writes ``results/run.json``
+(``results/run_quick.json`` with ``--quick``).
+
+Run ``python benchmarks/run.py`` (``--quick`` for a smoke run).
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
-from common import QUICK, WORKLOADS, best_and_median, machine, write_json  # noqa: E402
-
-from skvoxel import MassUnivariateOLS  # noqa: E402
-
-
-def implementations(X, Y):
-    """The timed callables, in the order they alternate."""
-    return {
-        "read Y": lambda: Y.sum(),
-        "pinv(X) @ Y": lambda: np.linalg.pinv(X) @ Y,
-        "skvoxel fit": lambda: MassUnivariateOLS().fit(X, Y),
-    }
+import bench_chunks  # noqa: E402
+import bench_machine  # noqa: E402
+import bench_ols  # noqa: E402
+import common  # noqa: E402
 
 
-def run(workloads, dtypes, repeats):
-    """Time each implementation on each workload; return rows of results."""
-    rows = []
-    for workload in workloads.values():
-        for dtype in dtypes:
-            X, Y = workload.make(dtype)
-            impls = implementations(X, Y)
-            times = {name: [] for name in impls}
-            for _ in range(repeats):  # alternate, so drifts hit all alike
-                for name, function in impls.items():
-                    times[name].append(best_and_median(function, 1)[0])
-            medians = {name: float(np.median(t)) for name, t in times.items()}
-            bare = medians["pinv(X) @ Y"]
-            for name, median in medians.items():
-                rows.append(
-                    {
-                        "workload": workload.name,
-                        "dtype": np.dtype(dtype).name,
-                        "n": workload.n_samples,
-                        "p": workload.n_regressors,
-                        "V": workload.n_voxels,
-                        "implementation": name,
-                        "median_s": median,
-                        "ratio_to_bare_multiply": median / bare,
-                    }
-                )
-    return rows
+def headline(ols_rows, chunks):
+    """The issue's "must show" figures, as far as this run measured them."""
+    lines = []
+    by_key = {(r["workload"], r["dtype"]): r for r in ols_rows}
+    for (workload, dtype), row in by_key.items():
+        t = row["timings"]
+        name = bench_ols.FIT_T if "median_s" in t[bench_ols.FIT_T] else bench_ols.FIT
+        entry = t[name]
+        text = (
+            f"{workload} {dtype}: {name} = {entry['ratios']['x bare']['median']:.2f} x "
+            f"bare multiply"
+        )
+        if "x floor" in entry:
+            text += f", {entry['x floor']:.1f} x floor"
+        for peer in (bench_ols.NILEARN, bench_ols.SKLEARN):
+            ratio = t[peer].get("ratios", {}).get("x skvoxel")
+            if ratio:
+                text += f"; {peer} {ratio['median']:.1f} x slower"
+        memory = row["memory"].get(name, {}).get("rss")
+        if memory:
+            text += (
+                f"; peak extra {memory['peak_extra_over_Y']:.2f} x Y "
+                f"({memory['peak_beyond_outputs_over_Y']:.2f} beyond outputs)"
+            )
+        if name == bench_ols.FIT:
+            text += " [no t_test yet: fit only]"
+        lines.append(text)
+    for workload in sorted({w for w, _ in by_key}):
+        f64, f32 = by_key.get((workload, "float64")), by_key.get((workload, "float32"))
+        if f64 and f32:
+            has_t = "median_s" in f64["timings"][bench_ols.FIT_T]
+            name = bench_ols.FIT_T if has_t else bench_ols.FIT
+            speedup = (
+                f64["timings"][name]["median_s"] / f32["timings"][name]["median_s"]
+            )
+            bare = (
+                f64["timings"][bench_ols.BARE]["median_s"]
+                / f32["timings"][bench_ols.BARE]["median_s"]
+            )
+            lines.append(
+                f"{workload}: float32 {name} {speedup:.2f} x faster than float64 "
+                f"(bare multiply: {bare:.2f} x)"
+            )
+    for row in ols_rows:
+        check = row.get("check")
+        if check:
+            worst = max(check["relative_errors"].values())
+            lines.append(
+                f"{row['workload']} float64 check: worst relative error {worst:.1e} "
+                f"({'within' if worst <= check['tolerance'] else 'OVER'} "
+                f"{check['tolerance']:g}"
+                + ("" if check["t_compared"] else "; skvoxel t not compared: no t_test")
+                + ")"
+            )
+    for row in chunks.get("memmap", []):
+        rss = row["rss"]
+        lines.append(
+            f"memmap {row['dtype']} {common.fmt_bytes(row['bytes_Y'])}: peak RSS "
+            f"{common.fmt_bytes(rss['peak_bytes'])} in all "
+            f"(anonymous extra {common.fmt_bytes(rss.get('peak_extra_anon_bytes'))}), "
+            f"fit {row['time_s']:.2f} s cold, "
+            + (
+                "identical to in memory"
+                if row.get("equal_to_in_memory", {}).get("coef_identical")
+                and row["equal_to_in_memory"]["rss_identical"]
+                else "see equal_to_in_memory"
+            )
+        )
+    return lines
 
 
 def main(argv=None):
-    """Run the benchmark and print a table; write JSON into results/."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1/20 of the voxels")
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    workloads = QUICK if args.quick else WORKLOADS
-    rows = run(workloads, [np.float64, np.float32], args.repeats)
-    header = ("workload", "dtype", "implementation", "median s", "x bare")
-    print("{:8} {:8} {:18} {:>10} {:>8}".format(*header))
-    for r in rows:
-        print(
-            f"{r['workload']:8} {r['dtype']:8} {r['implementation']:18} "
-            f"{r['median_s']:10.4f} {r['ratio_to_bare_multiply']:8.2f}"
-        )
-    path = write_json(
-        "run_quick" if args.quick else "run", {"machine": machine(), "rows": rows}
+    """Run everything; print tables and a summary; write results/run.json."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    print(f"wrote {path}")
+    bench_ols.add_arguments(parser)
+    parser.add_argument("--no-chunks", action="store_true", help="skip bench_chunks")
+    parser.add_argument("--memmap-gb", type=float, default=None, help="memmap size, GB")
+    parser.add_argument("--tmpdir", default=None, help="for the memmap file")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    n_sample = args.sample or (50 if args.quick else 200)
+    with common.limit_threads(args.threads):
+        machine_rates = bench_machine.rates(args.quick)
+        info = common.machine()
+        bench_machine.print_machine(info)
+        bench_machine.print_rates(machine_rates)
+        rows = bench_ols.run(
+            common.select_workloads(args.workloads, args.quick),
+            [common.DTYPES[d] for d in args.dtypes],
+            repeats,
+            n_sample,
+            machine_rates,
+            memory=not args.no_memory,
+            threads=args.threads,
+        )
+    bench_ols.print_rows(rows)
+    chunks = {}
+    if not args.no_chunks:
+        chunk_argv = ["--repeats", str(repeats), "--dtypes", *args.dtypes]
+        for flag in ("quick", "no_memory"):
+            if getattr(args, flag):
+                chunk_argv.append("--" + flag.replace("_", "-"))
+        for option in ("memmap_gb", "tmpdir", "threads"):
+            if getattr(args, option) is not None:
+                chunk_argv += [
+                    "--" + option.replace("_", "-"),
+                    str(getattr(args, option)),
+                ]
+        chunk_parser = argparse.ArgumentParser()
+        bench_chunks.add_arguments(chunk_parser)
+        chunks = bench_chunks.run(chunk_parser.parse_args(chunk_argv))
+        bench_chunks.print_result(chunks)
+    calibration = common.in_child(bench_machine.calibrate_memory)
+    bench_machine.print_calibration(calibration)
+    summary = headline(rows, chunks)
+    print("\nsummary")
+    for line in summary:
+        print("  " + line)
+    info["load_average_end"] = os.getloadavg()
+    payload = {
+        "run": common.stamp(args),
+        "machine": info,
+        "rates": machine_rates,
+        "floors": [r["floor"] for r in rows],
+        "ols": rows,
+        "chunks": chunks,
+        "memory_calibration": calibration,
+        "summary": summary,
+    }
+    name = args.out or ("run_quick" if args.quick else "run")
+    print(f"wrote {common.write_json(name, payload)}")
     return 0
 
 
