@@ -21,7 +21,7 @@ __all__ = [
 
 # A block's data this large stays in the cache levels near the core while
 # the kernel makes its few passes over it (measured: benchmarks/README.md).
-_BLOCK_BYTES = 4 * 2**20
+_BLOCK_BYTES = 8 * 2**20
 
 
 def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
@@ -30,7 +30,7 @@ def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
     Parameters
     ----------
     chunk_size : int or "auto"
-        An explicit count, or ``"auto"``: about 4 MiB of data per block (a
+        An explicit count, or ``"auto"``: about 8 MiB of data per block (a
         size the CPU caches serve well), at least 16 voxels, fewer when
         ``n_threads`` blocks in flight, each with its data, its working copy
         and a copy read from a file, would exceed scikit-learn's

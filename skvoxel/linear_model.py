@@ -47,7 +47,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``lstsq`` threshold, with the ``eps`` of the working dtype (float32
         for float32 data).
     chunk_size : int or "auto", default="auto"
-        Voxels per block; "auto" takes about 4 MiB of data per block, within
+        Voxels per block; "auto" takes about 8 MiB of data per block, within
         scikit-learn's ``working_memory``. Results do not depend on it.
     n_jobs : int or None, default=None
         Threads fitting voxel blocks side by side, each block's multiplies on

@@ -37,10 +37,10 @@ def test_explicit_chunk_size_is_capped_by_voxel_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_auto_chunk_size_takes_about_4_mib(dtype):
-    """'auto' gives blocks of about 4 MiB of data."""
+def test_auto_chunk_size_takes_about_8_mib(dtype):
+    """'auto' gives blocks of about 8 MiB of data."""
     n_block = resolve_chunk_size("auto", 400, 10**7, dtype)
-    assert n_block == 4 * 2**20 // (400 * np.dtype(dtype).itemsize)
+    assert n_block == 8 * 2**20 // (400 * np.dtype(dtype).itemsize)
 
 
 def test_auto_chunk_size_respects_working_memory():
