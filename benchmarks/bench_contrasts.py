@@ -37,6 +37,7 @@ def main(argv=None):
     parser.add_argument("--n-regressors", type=int, default=20)
     parser.add_argument("--n-contrasts", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default=None, help="JSON name in results/")
     args = parser.parse_args(argv)
     n, p, q = args.n_samples, args.n_regressors, args.n_contrasts
     n_voxels = 10_000 if args.quick else 100_000
@@ -79,7 +80,7 @@ def main(argv=None):
         rows.append({"case": name, "median_s": seconds, "share_of_fit": share})
         print(f"{name:40} {seconds:9.4f} s {100 * share:7.1f} % of the fit")
     path = write_json(
-        "contrasts_quick" if args.quick else "contrasts",
+        args.out or ("contrasts_quick" if args.quick else "contrasts"),
         {"machine": machine(), "n": n, "p": p, "V": n_voxels, "rows": rows},
     )
     print(f"wrote {path}")
