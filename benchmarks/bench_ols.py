@@ -443,22 +443,7 @@ def main(argv=None):
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 5)
-    n_sample = args.sample or (50 if args.quick else 200)
-    with common.limit_threads(args.threads):
-        machine_rates = bench_machine.rates(args.quick)
-        info = common.machine()
-        bench_machine.print_machine(info)
-        rows = run(
-            common.select_workloads(args.workloads, args.quick),
-            [common.DTYPES[d] for d in args.dtypes],
-            repeats,
-            n_sample,
-            machine_rates,
-            memory=not args.no_memory,
-            threads=args.threads,
-        )
-    bench_machine.print_rates(machine_rates)
+    info, machine_rates, rows = run_from_arguments(args)
     print_rows(rows)
     payload = {
         "run": common.stamp(args),
@@ -471,6 +456,33 @@ def main(argv=None):
     )
     print(f"wrote {path}")
     return 0
+
+
+def run_from_arguments(args):
+    """Measure the machine, then run the comparison as ``args`` (parsed
+    :func:`add_arguments` options) say; print the machine and its rates.
+
+    Returns
+    -------
+    info, machine_rates, rows
+    """
+    repeats = args.repeats or (3 if args.quick else 5)
+    n_sample = args.sample or (50 if args.quick else 200)
+    with common.limit_threads(args.threads):
+        machine_rates = bench_machine.rates(args.quick)
+        info = common.machine()
+        bench_machine.print_machine(info)
+        bench_machine.print_rates(machine_rates)
+        rows = run(
+            common.select_workloads(args.workloads, args.quick),
+            [common.DTYPES[d] for d in args.dtypes],
+            repeats,
+            n_sample,
+            machine_rates,
+            memory=not args.no_memory,
+            threads=args.threads,
+        )
+    return info, machine_rates, rows
 
 
 def add_arguments(parser):

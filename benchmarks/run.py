@@ -105,21 +105,7 @@ def main(argv=None):
     parser.add_argument("--tmpdir", default=None, help="for the memmap file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
-    n_sample = args.sample or (50 if args.quick else 200)
-    with common.limit_threads(args.threads):
-        machine_rates = bench_machine.rates(args.quick)
-        info = common.machine()
-        bench_machine.print_machine(info)
-        bench_machine.print_rates(machine_rates)
-        rows = bench_ols.run(
-            common.select_workloads(args.workloads, args.quick),
-            [common.DTYPES[d] for d in args.dtypes],
-            repeats,
-            n_sample,
-            machine_rates,
-            memory=not args.no_memory,
-            threads=args.threads,
-        )
+    info, machine_rates, rows = bench_ols.run_from_arguments(args)
     bench_ols.print_rows(rows)
     chunks = {}
     if not args.no_chunks:
