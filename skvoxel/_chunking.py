@@ -19,19 +19,29 @@ __all__ = [
 ]
 
 
-# A block's data this large stays in the cache levels near the core while
-# the kernel makes its few passes over it (measured: benchmarks/README.md).
-_BLOCK_BYTES = 8 * 2**20
+# Data per block (measured: benchmarks/README.md). Blocks the kernel copies
+# (float32 and weighted fits shift them into a scratch array) stay small, for
+# the cache and for memory; blocks it reads in place can be larger, which
+# costs no memory and saves per-block overhead.
+BLOCK_BYTES_COPIED = 8 * 2**20
+BLOCK_BYTES_IN_PLACE = 32 * 2**20
 
 
-def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
+def resolve_chunk_size(
+    chunk_size,
+    n_samples,
+    n_voxels,
+    dtype,
+    n_threads=1,
+    block_bytes=BLOCK_BYTES_COPIED,
+):
     """Voxels per block.
 
     Parameters
     ----------
     chunk_size : int or "auto"
-        An explicit count, or ``"auto"``: about 8 MiB of data per block (a
-        size the CPU caches serve well), at least 16 voxels, fewer when
+        An explicit count, or ``"auto"``: about ``block_bytes`` of data per
+        block, at least 16 voxels, fewer when
         ``n_threads`` blocks in flight, each with its data, its working copy
         and a copy read from a file, would exceed scikit-learn's
         ``working_memory`` (MiB), or when there would be fewer than four
@@ -41,6 +51,8 @@ def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
         Working dtype of the block.
     n_threads : int, default=1
         Blocks fitted at the same time.
+    block_bytes : int, default=BLOCK_BYTES_COPIED
+        The target size of a block's data, in bytes.
 
     Returns
     -------
@@ -52,7 +64,7 @@ def resolve_chunk_size(chunk_size, n_samples, n_voxels, dtype, n_threads=1):
         in_flight = 3 * n_threads * column_bytes
         budget = get_config()["working_memory"] * 2**20
         chunk_size = min(
-            max(_BLOCK_BYTES // column_bytes, 16),
+            max(block_bytes // column_bytes, 16),
             budget // in_flight,
             -(-n_voxels // (4 * n_threads)),
         )

@@ -12,6 +12,7 @@ __all__ = [
     "default_rcond",
     "factor_design",
     "fit_block",
+    "reads_in_place",
     "rounding_tolerance",
     "working_dtype",
 ]
@@ -256,11 +257,7 @@ def fit_block(kernel, data_block, scratch=None):
         (or values so large their squares overflow): both propagate into it.
     """
     dtype = kernel.projector.dtype
-    unshifted = (
-        isinstance(data_block, np.ndarray)
-        and data_block.dtype == dtype == np.float64
-        and kernel.sqrt_weight is None
-    )
+    unshifted = reads_in_place(data_block, dtype, kernel.sqrt_weight)
     if unshifted:
         data, first = data_block, None
     else:
@@ -279,6 +276,19 @@ def fit_block(kernel, data_block, scratch=None):
             for mine, better in zip(fit, exact, strict=True):
                 mine[..., redo] = better
     return fit
+
+
+def reads_in_place(data, dtype, sample_weight):
+    """Whether :func:`fit_block` uses blocks of ``data`` as they are.
+
+    True for float64 data fitted in float64 without weights: no shift, no
+    copy. Everything else is shifted into a scratch array.
+    """
+    return (
+        isinstance(data, np.ndarray)
+        and data.dtype == dtype == np.float64
+        and sample_weight is None
+    )
 
 
 def _shift(kernel, data_block, scratch):

@@ -47,8 +47,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``lstsq`` threshold, with the ``eps`` of the working dtype (float32
         for float32 data).
     chunk_size : int or "auto", default="auto"
-        Voxels per block; "auto" takes about 8 MiB of data per block, within
-        scikit-learn's ``working_memory``. Results do not depend on it.
+        Voxels per block; "auto" takes about 32 MiB of data per block where
+        the blocks are read in place (float64, unweighted) and 8 MiB where
+        they are copied, within scikit-learn's ``working_memory``. Results do
+        not depend on it.
     n_jobs : int or None, default=None
         Threads fitting voxel blocks side by side, each block's multiplies on
         one BLAS thread. ``None`` or -1: one thread per core; 1: a single
@@ -214,8 +216,18 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             np.empty(n_voxels, dtype=dtype) for _ in range(4)
         )
         n_threads = _chunking.resolve_n_threads(self.n_jobs)
+        in_place = _ols.reads_in_place(data, dtype, sample_weight)
         n_block = _chunking.resolve_chunk_size(
-            self.chunk_size, n_samples, n_voxels, dtype, n_threads
+            self.chunk_size,
+            n_samples,
+            n_voxels,
+            dtype,
+            n_threads,
+            block_bytes=(
+                _chunking.BLOCK_BYTES_IN_PLACE
+                if in_place
+                else _chunking.BLOCK_BYTES_COPIED
+            ),
         )
 
         def fit_one(block_data, block, scratch):

@@ -37,10 +37,12 @@ def test_explicit_chunk_size_is_capped_by_voxel_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_auto_chunk_size_takes_about_8_mib(dtype):
-    """'auto' gives blocks of about 8 MiB of data."""
+def test_auto_chunk_size_takes_the_target_bytes(dtype):
+    """'auto' gives blocks of about block_bytes of data (8 MiB by default)."""
     n_block = resolve_chunk_size("auto", 400, 10**7, dtype)
     assert n_block == 8 * 2**20 // (400 * np.dtype(dtype).itemsize)
+    larger = resolve_chunk_size("auto", 400, 10**7, dtype, block_bytes=2**25)
+    assert larger == 2**25 // (400 * np.dtype(dtype).itemsize)
 
 
 def test_auto_chunk_size_respects_working_memory():
