@@ -50,9 +50,23 @@ def _fit(X, Y, chunk_size):
 def resolved_auto(n_samples, n_voxels, dtype):
     """The block skvoxel's ``"auto"`` picks here, if its private helper says."""
     with contextlib.suppress(ImportError, AttributeError, TypeError):
-        from skvoxel import _chunking
+        from skvoxel import _chunking, _ols
 
-        return int(_chunking.resolve_chunk_size("auto", n_samples, n_voxels, dtype))
+        in_place = _ols.reads_in_place(np.empty((0, 0), dtype), dtype, None)
+        return int(
+            _chunking.resolve_chunk_size(
+                "auto",
+                n_samples,
+                n_voxels,
+                dtype,
+                _chunking.resolve_n_threads(None),
+                block_bytes=(
+                    _chunking.BLOCK_BYTES_IN_PLACE
+                    if in_place
+                    else _chunking.BLOCK_BYTES_COPIED
+                ),
+            )
+        )
     return None
 
 
