@@ -266,18 +266,7 @@ def measure_both(function):
     """
     gc.collect()
     _trim_heap()
-    tracemalloc.start()
-    try:
-        base_traced, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        result, rss = measure_rss(function)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    trace = {
-        "peak_extra_bytes": peak - base_traced,
-        "retained_bytes": current - base_traced,
-    }
+    (result, rss), trace = measure_tracemalloc(lambda: measure_rss(function))
     return result, rss, trace
 
 
