@@ -1,17 +1,17 @@
 """Voxelwise inference: contrasts, t and F statistics, p-values, z-scores."""
 
 import ast
-import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import cached_property
 from numbers import Real
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
+from . import _distributions
 from ._compat import StrOptions, validate_params
+from ._distributions import t_small_tail, z_from_f, z_from_t
 
 __all__ = [
     "ContrastResult",
@@ -23,10 +23,6 @@ __all__ = [
     "z_from_f",
     "z_from_t",
 ]
-
-# Tail probabilities below this are recomputed in log space for z-scores: a
-# float64 p-value underflows a little below 1e-308.
-_LOG_SPACE_BELOW = 1e-300
 
 
 @dataclass(frozen=True)
@@ -42,6 +38,9 @@ class ContrastResult:
     ``p_value`` and ``z_score`` are computed from ``stat`` when first read,
     then kept: the tail functions cost as much as the fit's multiply on large
     data, so a result whose p-values nobody reads costs nothing for them.
+    Maps of 32,768 values or more read them off tables fitted to scipy for
+    their degrees of freedom, within 1e-12 of scipy's values (see
+    ``skvoxel._distributions``).
 
     Attributes
     ----------
@@ -94,16 +93,9 @@ class ContrastResult:
     @cached_property
     def z_score(self):
         """Normal deviate with the upper-tail probability of ``stat``."""
-        if self.stat_type == "F":
-
-            def z_of(stat, tail):
-                return z_from_f(stat, self.df_num, self.df_denom, upper_tail=tail)
-        else:
-
-            def z_of(stat, tail):
-                return z_from_t(stat, self.df_denom, small_tail=tail)
-
-        z = _on_every_core(z_of, self._stat64, self._small_tail)
+        z = _distributions.z_score(
+            self.stat_type, self._stat64, self.df_num, self.df_denom, self._small_tail
+        )
         return _like_stat(z, self.stat)
 
     @cached_property
@@ -114,11 +106,9 @@ class ContrastResult:
     @cached_property
     def _small_tail(self):
         """``P(T > |t|)``, or ``P(F > f)``: computed once for p and z."""
-        if self.stat_type == "F":
-            return _on_every_core(
-                partial(special.fdtrc, self.df_num, self.df_denom), self._stat64
-            )
-        return _on_every_core(partial(t_small_tail, df=self.df_denom), self._stat64)
+        return _distributions.small_tail(
+            self.stat_type, self._stat64, self.df_num, self.df_denom
+        )
 
     def adjusted_p_value(self, method="fdr_bh"):
         """The p-values adjusted for testing every voxel.
@@ -202,30 +192,6 @@ def adjust_p_values(p_values, *, method="fdr_bh"):
     return stats.false_discovery_control(p, axis=-1, method=method[-2:]).astype(
         p.dtype, copy=False
     )
-
-
-# Tail functions cost 50-300 ns a value: worth threads from this many values.
-_PARALLEL_FROM = 1 << 14
-
-
-def _on_every_core(function, *arrays):
-    """``function(*arrays)``, elementwise, split over threads on every core.
-
-    scipy's special functions release the GIL, so chunks run side by side.
-    """
-    size = np.size(arrays[0])
-    n_threads = min(os.cpu_count() or 1, size // _PARALLEL_FROM)
-    if n_threads <= 1:
-        return function(*arrays)
-    flat = [np.ravel(array) for array in arrays]
-    bounds = np.linspace(0, size, n_threads + 1).astype(int)
-
-    def chunk(i):
-        return function(*(array[bounds[i] : bounds[i + 1]] for array in flat))
-
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        parts = list(pool.map(chunk, range(n_threads)))
-    return np.concatenate(parts).reshape(np.shape(arrays[0]))
 
 
 def _like_stat(values, stat):
@@ -405,121 +371,6 @@ def _parse_expression(expression, feature_names, n_regressors):
 
 
 # --- Statistics ------------------------------------------------------------------
-
-
-def t_small_tail(t, df):
-    """``P(T > |t|)`` for Student's t on ``df`` degrees of freedom.
-
-    Computed as ``fdtrc(1, df, t**2) / 2`` (``t**2`` follows F(1, df)):
-    the same incomplete beta function as ``stdtr(df, -|t|)``, to the same
-    accuracy, and several times faster in scipy.
-
-    Parameters
-    ----------
-    t : ndarray
-    df : int
-
-    Returns
-    -------
-    tail : ndarray of float64
-        In (0, 0.5]; 0 where it underflows (``z_from_t`` goes to log space).
-    """
-    t = np.asarray(t, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        return 0.5 * special.fdtrc(1, df, t * t)
-
-
-def _log_regularized_beta_lower(a, b, log_x):
-    """``log I_x(a, b)`` for small ``x``, where ``I_x`` itself underflows.
-
-    Uses ``I_x(a, b) = x^a (1-x)^b / (a B(a, b)) * 2F1(a+b, 1; a+1; x)``,
-    whose series converges fast for the tiny ``x`` it is used on. ``x`` is
-    given by its logarithm, which stays finite where ``x`` underflows.
-    """
-    x = np.exp(log_x)
-    return (
-        a * log_x
-        + b * np.log1p(-x)
-        - np.log(a)
-        - special.betaln(a, b)
-        + np.log(special.hyp2f1(a + b, 1.0, a + 1.0, x))
-    )
-
-
-def z_from_t(t, df, *, small_tail=None):
-    """Standard normal deviate with the same upper-tail probability as ``t``.
-
-    ``norm.isf(t_dist.sf(t, df))``, computed from the small tail on each side
-    (``z = sign(t) * norm.isf(t_dist.sf(|t|))``) and in log space where that
-    tail underflows, so it stays finite and accurate for any finite ``t``.
-
-    Parameters
-    ----------
-    t : ndarray
-    df : int
-    small_tail : ndarray or None, default=None
-        ``P(T > |t|)`` if already computed; it is the costly part.
-
-    Returns
-    -------
-    z : ndarray of float64
-
-    Examples
-    --------
-    >>> float(z_from_t(200.0, 10).round(4))
-    8.9932
-    >>> float(z_from_t(-1e6, 10).round(4))
-    -15.8148
-    """
-    t = np.asarray(t, dtype=np.float64)
-    magnitude = np.abs(t)
-    if small_tail is None:
-        small_tail = t_small_tail(magnitude, df)
-    z = np.atleast_1d(-special.ndtri(small_tail))
-    far = np.atleast_1d((small_tail < _LOG_SPACE_BELOW) & np.isfinite(magnitude))
-    if np.any(far):
-        # x = df / (df + t^2), by its logarithm: t^2 may overflow.
-        t_far = np.atleast_1d(magnitude)[far]
-        log_x = np.log(df) - 2 * np.log(t_far) - np.log1p(df / t_far / t_far)
-        log_tail = np.log(0.5) + _log_regularized_beta_lower(df / 2.0, 0.5, log_x)
-        z[far] = -special.ndtri_exp(log_tail)
-    return np.copysign(z.reshape(t.shape), t)
-
-
-def z_from_f(f, df_num, df_denom, *, upper_tail=None):
-    """Standard normal deviate with the same upper-tail probability as ``F``.
-
-    ``norm.isf(p)`` with ``p = F_dist.sf(f)``; for ``p > 1/2`` it is
-    ``norm.ppf`` of the lower tail (precise where ``p`` is near 1), and in log
-    space where ``p`` underflows.
-
-    Parameters
-    ----------
-    f : ndarray
-    df_num, df_denom : int
-    upper_tail : ndarray or None, default=None
-        ``P(F > f)`` if already computed.
-
-    Returns
-    -------
-    z : ndarray of float64
-    """
-    f = np.asarray(f, dtype=np.float64)
-    upper = special.fdtrc(df_num, df_denom, f) if upper_tail is None else upper_tail
-    z = np.atleast_1d(-special.ndtri(upper))
-    near_one = np.atleast_1d(upper >= 0.5)
-    if np.any(near_one):
-        # 1 - upper loses digits there: use the lower tail itself.
-        lower = special.fdtr(df_num, df_denom, np.atleast_1d(f)[near_one])
-        z[near_one] = special.ndtri(lower)
-    far = np.atleast_1d((upper < _LOG_SPACE_BELOW) & np.isfinite(f))
-    if np.any(far):
-        # x = df_denom / (df_denom + df_num * F), by its logarithm.
-        scaled = df_num * np.atleast_1d(f)[far]
-        log_x = np.log(df_denom) - np.log(scaled) - np.log1p(df_denom / scaled)
-        log_tail = _log_regularized_beta_lower(df_denom / 2.0, df_num / 2.0, log_x)
-        z[far] = -special.ndtri_exp(log_tail)
-    return z.reshape(f.shape)
 
 
 def t_statistics(effect, variance_factor, sigma, zero_variance=()):

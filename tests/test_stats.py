@@ -24,6 +24,17 @@ RTOL = 1e-8  # agreement with independent float64 references
 # --- References on real data -----------------------------------------------------
 
 
+@pytest.fixture(params=["scipy", "tables"])
+def tails_from(request, monkeypatch):
+    """p and z from scipy, or (as for maps of 32,768 values and more) from the
+    tables of skvoxel._distributions, here on maps of any size."""
+    from skvoxel import _distributions
+
+    if request.param == "tables":
+        monkeypatch.setattr(_distributions, "TABLE_FROM", 0)
+    return request.param
+
+
 @pytest.fixture(scope="module")
 def statsmodels_fits(functional_run):
     """statsmodels OLS fitted voxel by voxel on the real run."""
@@ -32,7 +43,7 @@ def statsmodels_fits(functional_run):
     return [sm.OLS(Y[:, j], design).fit() for j in range(Y.shape[1])]
 
 
-def test_real_run_matches_statsmodels_ols(functional_run, statsmodels_fits):
+def test_real_run_matches_statsmodels_ols(functional_run, statsmodels_fits, tails_from):
     """Coefficients, stderr, t, p, rss and R^2 equal statsmodels at every voxel."""
     design, Y = functional_run
     model = MassUnivariateOLS().fit(design, Y)
@@ -57,7 +68,9 @@ def test_real_run_matches_statsmodels_ols(functional_run, statsmodels_fits):
         )
 
 
-def test_real_run_contrasts_match_statsmodels(functional_run, statsmodels_fits):
+def test_real_run_contrasts_match_statsmodels(
+    functional_run, statsmodels_fits, tails_from
+):
     """t (two- and one-sided) and a 2-row F equal statsmodels' t_test / f_test."""
     design, Y = functional_run
     model = MassUnivariateOLS().fit(design, Y)
@@ -96,7 +109,7 @@ def test_real_run_contrasts_match_statsmodels(functional_run, statsmodels_fits):
     assert f_result.df_denom == sm_f[0].df_denom == 16
 
 
-def test_real_run_matches_nilearn(functional_run):
+def test_real_run_matches_nilearn(functional_run, tails_from):
     """effect, variance, t, z and one-sided p equal nilearn's OLS contrast."""
     first_level = pytest.importorskip("nilearn.glm.first_level")
     glm = pytest.importorskip("nilearn.glm")
@@ -113,7 +126,7 @@ def test_real_run_matches_nilearn(functional_run):
     np.testing.assert_allclose(ours.z_score, contrast.z_score(), rtol=RTOL, atol=1e-12)
 
 
-def test_real_run_weighted_matches_statsmodels_wls(functional_run):
+def test_real_run_weighted_matches_statsmodels_wls(functional_run, tails_from):
     """With sample weights, coefficients, t, p and F equal statsmodels WLS."""
     sm = pytest.importorskip("statsmodels.api")
     design, Y = functional_run
@@ -148,7 +161,7 @@ def test_r2_map_matches_r2_score(functional_run):
 # --- The null distribution ---------------------------------------------------------
 
 
-def test_p_values_are_uniform_under_the_null(functional_run):
+def test_p_values_are_uniform_under_the_null(functional_run, tails_from):
     """Pure noise: 5 % of two-sided p < 0.05 (99.9 % interval), KS uniform."""
     design, _ = functional_run
     rng = np.random.default_rng(5)
@@ -514,27 +527,33 @@ def test_contrast_result_is_frozen(rng):
 
 
 @pytest.mark.parametrize("stat_type", ["t", "F"])
-def test_p_and_z_are_the_same_computed_in_threads(rng, stat_type):
+@pytest.mark.parametrize("tabulated", [False, True])
+def test_p_and_z_are_the_same_computed_in_threads(
+    rng, stat_type, tabulated, monkeypatch
+):
     """Large maps split the tail functions over threads with identical results."""
-    from skvoxel import stats
+    from skvoxel import _distributions
 
-    stat = rng.normal(size=3 * stats._PARALLEL_FROM + 17) * 4
+    size = 3 * _distributions.PARALLEL_FROM + 17
+    monkeypatch.setattr(_distributions, "TABLE_FROM", 0 if tabulated else size + 1)
+    stat = rng.normal(size=size) * 4
     if stat_type == "F":
         stat = stat**2
-    fields = {"effect": stat, "stderr": None, "stat": stat, "df_num": 1}
-    big = ContrastResult(**fields, df_denom=30, stat_type=stat_type)
-    pieces = [
-        ContrastResult(
-            effect=part,
+
+    def result():
+        return ContrastResult(
+            effect=stat,
             stderr=None,
-            stat=part,
+            stat=stat,
             df_num=1,
             df_denom=30,
             stat_type=stat_type,
         )
-        for part in np.array_split(stat, 7)  # each below the threaded size
-    ]
+
+    threaded = result()
+    monkeypatch.setattr(_distributions, "PARALLEL_FROM", size + 1)
+    one_thread = result()
     for field in ("p_value", "z_score"):
         np.testing.assert_array_equal(
-            getattr(big, field), np.concatenate([getattr(p, field) for p in pieces])
+            getattr(threaded, field), getattr(one_thread, field)
         )
