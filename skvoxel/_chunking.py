@@ -4,12 +4,14 @@ import mmap
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numpy as np
 from sklearn import get_config
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
+    "BlockBuffers",
     "FileBlockReader",
     "for_each_block",
     "page_releaser",
@@ -174,25 +176,73 @@ class FileBlockReader:
         self._file.close()
 
 
-def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None):
-    """Call ``fit_one(block_data, block, scratch)`` for every voxel block.
+class BlockBuffers:
+    """Working arrays a thread reuses from block to block, by name.
+
+    Allocating a block-sized temporary for every block costs page faults on
+    every block (large arrays come fresh from the operating system); one
+    array per name and thread costs them once.
+
+    Parameters
+    ----------
+    n_block : int
+        Voxels in the widest block: every array has this many columns.
+    """
+
+    def __init__(self, n_block):
+        self._n_block = n_block
+        self._arrays = {}
+
+    def get(self, name, n_rows, dtype, width=None):
+        """The ``(n_rows, width)`` array called ``name``, the same on every call.
+
+        Parameters
+        ----------
+        name : str
+        n_rows : int
+        dtype : numpy dtype
+        width : int or None, default=None
+            Columns wanted (at most ``n_block``); None for all.
+
+        Returns
+        -------
+        array : ndarray
+            A C-ordered view, or, when ``width`` is less than ``n_block``,
+            its first columns. Its values are whatever was left in it.
+        """
+        array = self._arrays.get(name)
+        if array is None or array.shape[0] < n_rows or array.dtype != dtype:
+            array = np.empty((n_rows, self._n_block), dtype=dtype)
+            self._arrays[name] = array
+        return array[:n_rows, :width]
+
+
+@cache
+def _thread_pools():
+    """threadpoolctl's controller, made once: finding the process's thread
+    pools scans its libraries, which costs milliseconds a fit."""
+    return ThreadpoolController()
+
+
+def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
+    """Call ``fit_one(block_data, block, buffers)`` for every voxel block.
 
     ``block_data`` is ``data[:, block]``: a view, or for a memmap the same
     values read from its file (:class:`FileBlockReader`), so resident memory
     stays bounded. ``fit_one`` stores its own results (blocks are disjoint,
-    so threads never write the same place). Each thread reuses its buffers.
+    so threads never write the same place). Each thread has its own
+    :class:`BlockBuffers`, reused from block to block.
     BLAS runs one thread per call: the blocks, not the multiplies, share the
     cores.
 
     Parameters
     ----------
     fit_one : callable
-        ``fit_one(block_data, block, scratch)`` with ``block`` a slice of
-        voxels and ``scratch`` an ``(n_samples, n_block)`` array of ``dtype``.
+        ``fit_one(block_data, block, buffers)`` with ``block`` a slice of
+        voxels and ``buffers`` a :class:`BlockBuffers` of ``n_block``
+        columns.
     data : ndarray of shape (n_samples, n_voxels)
     n_block : int
-    dtype : numpy dtype
-        dtype of the scratch arrays.
     n_threads : int, default=1
     progress : callable or None, default=None
         Called with the number of voxels done after each block.
@@ -202,20 +252,17 @@ def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None)
     release = None if reader is not None else page_releaser(data)
     local = threading.local()
 
-    def buffer(name, buffer_dtype):
-        array = getattr(local, name, None)
-        if array is None:
-            array = np.empty((n_samples, n_block), dtype=buffer_dtype)
-            setattr(local, name, array)
-        return array
-
     def run(block):
+        buffers = getattr(local, "buffers", None)
+        if buffers is None:
+            buffers = local.buffers = BlockBuffers(n_block)
         width = block.stop - block.start
         if reader is None:
             block_data = data[:, block]
         else:
-            block_data = reader.read(block, buffer("raw", data.dtype)[:, :width])
-        fit_one(block_data, block, buffer("scratch", dtype))
+            raw = buffers.get("raw", n_samples, data.dtype, width)
+            block_data = reader.read(block, raw)
+        fit_one(block_data, block, buffers)
         if release is not None:
             release()
         return width
@@ -224,7 +271,7 @@ def for_each_block(fit_one, data, n_block, dtype, *, n_threads=1, progress=None)
     done = 0
     # One BLAS thread per block: the multiplies are small, and BLAS threads
     # that spin-wait between them lose badly to threads over whole blocks.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _thread_pools().limit(limits=1, user_api="blas"):
         try:
             if n_threads == 1:
                 for block in blocks:

@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._chunking import BlockBuffers
+
 __all__ = [
     "BlockFit",
     "BlockKernel",
@@ -230,12 +232,12 @@ def rounding_tolerance(n_samples, dtype):
 _MIN_SHARE = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-2}
 
 
-def fit_block(kernel, data_block, scratch=None):
+def fit_block(kernel, data_block, buffers=None, out=None):
     """Fit one block of voxels in one pass: coefficients and sums of squares.
 
     Computes the formulas of :class:`BlockKernel` with one multiply and one
     sum of squares over the block; no residuals are formed. float32 and
-    weighted fits shift the block by its first row (into ``scratch``);
+    weighted fits shift the block by its first row (into a buffer);
     unweighted float64 fits skip the shift, the baseline costing them a few
     of float64's digits only. Voxels whose rss is too small a share of the
     sum of squares for the formulas (constant voxels, near-perfect fits) are
@@ -247,35 +249,50 @@ def fit_block(kernel, data_block, scratch=None):
     data_block : array-like of shape (n_samples, n_block)
         Voxel columns of any real dtype (a memmap slice, integers): they are
         converted once, block by block.
-    scratch : ndarray of shape (n_samples, >= n_block) or None, default=None
-        Working memory in the kernel's dtype, reused across blocks.
+    buffers : BlockBuffers or None, default=None
+        Working arrays reused across blocks (see
+        :class:`skvoxel._chunking.BlockBuffers`); None allocates them.
+    out : BlockFit or None, default=None
+        Arrays of the kernel's dtype to write the results into (views of the
+        whole fit's arrays); None allocates them.
 
     Returns
     -------
     fit : BlockFit
-        ``rss`` is non-finite exactly when the voxel's data hold NaN or inf
-        (or values so large their squares overflow): both propagate into it.
+        ``out`` when given. ``rss`` is non-finite exactly when the voxel's
+        data hold NaN or inf (or values so large their squares overflow):
+        both propagate into it.
     """
     dtype = kernel.projector.dtype
+    n_block = data_block.shape[1]
+    if buffers is None:
+        buffers = BlockBuffers(n_block)
+    if out is None:
+        out = BlockFit(
+            np.empty((kernel.coef_map.shape[0], n_block), dtype=dtype),
+            *(np.empty(n_block, dtype=dtype) for _ in range(4)),
+        )
     unshifted = reads_in_place(data_block, dtype, kernel.sqrt_weight)
     if unshifted:
         data, first = data_block, None
     else:
+        scratch = buffers.get("shifted", data_block.shape[0], dtype, n_block)
         data, first = _shift(kernel, data_block, scratch)
     # Non-finite data are reported by the caller from rss: no warnings here.
     with np.errstate(invalid="ignore", over="ignore"):
-        fit = _fit_sums(kernel, data, first)
+        _fit_sums(kernel, data, first, out, buffers)
         # "not >" also catches NaN, which the redo reports as NaN again.
-        redo = ~(fit.rss > _MIN_SHARE[dtype] * fit.rss_scale)
+        redo = ~(out.rss > _MIN_SHARE[dtype] * out.rss_scale)
         if np.any(redo):
             if unshifted:
-                data, first = _shift(kernel, data[:, redo], None)
+                scratch = np.empty((data.shape[0], np.count_nonzero(redo)), dtype)
+                data, first = _shift(kernel, data[:, redo], scratch)
             else:
                 data, first = data[:, redo], first[redo]
             exact = _fit_residuals(kernel, data, first)
-            for mine, better in zip(fit, exact, strict=True):
+            for mine, better in zip(out, exact, strict=True):
                 mine[..., redo] = better
-    return fit
+    return out
 
 
 def reads_in_place(data, dtype, sample_weight):
@@ -294,48 +311,55 @@ def reads_in_place(data, dtype, sample_weight):
 def _shift(kernel, data_block, scratch):
     """Return ``W^½ (Y - 1 y0)`` (in ``scratch``) and ``y0``, the first row."""
     dtype = kernel.projector.dtype
-    n_block = data_block.shape[1]
-    if scratch is None:
-        scratch = np.empty((data_block.shape[0], n_block), dtype=dtype)
-    data = scratch[:, :n_block]
     first = np.array(data_block[0], dtype=dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        np.subtract(data_block, first, out=data, dtype=dtype, casting="unsafe")
+        np.subtract(data_block, first, out=scratch, dtype=dtype, casting="unsafe")
         if kernel.sqrt_weight is not None:
-            data *= kernel.sqrt_weight
-    return data, first
+            scratch *= kernel.sqrt_weight
+    return scratch, first
 
 
-def _fit_sums(kernel, data, first):
-    """The formulas of BlockKernel: one multiply, one sum of squares.
+def _fit_sums(kernel, data, first, out, buffers):
+    """The formulas of BlockKernel into ``out``: one multiply, one sum of squares.
 
     ``data`` is ``W^½ (Y - 1 y0)``, or ``Y`` itself when ``first`` (``y0``)
-    is None.
+    is None. Every block-sized temporary is a reused buffer.
     """
     dtype = kernel.projector.dtype
     rank = kernel.coef_map.shape[1]
-    norm2 = np.einsum("ij,ij->j", data, data)
-    coordinates = kernel.projector @ data
+    n_block = data.shape[1]
+    norm2 = out.rss_scale
+    np.einsum("ij,ij->j", data, data, out=norm2)
+    coordinates = np.matmul(
+        kernel.projector,
+        data,
+        out=buffers.get("coordinates", kernel.projector.shape[0], dtype, n_block),
+    )
     in_space = coordinates[:rank]
-    coef = kernel.coef_map @ in_space
-    rss = norm2 - np.einsum("ij,ij->j", in_space, in_space)
-    mean = kernel.mean_map @ in_space
+    np.matmul(kernel.coef_map, in_space, out=out.coef)
+    rss = np.einsum("ij,ij->j", in_space, in_space, out=out.rss)
+    np.subtract(norm2, rss, out=rss)
+    mean = np.matmul(
+        kernel.mean_map, in_space, out=buffers.get("mean", 1, dtype, n_block)[0]
+    )
     has_outside = coordinates.shape[0] > rank
     if has_outside:  # the constant is outside the column space
         mean += coordinates[rank] / dtype.type(np.sqrt(kernel.total_weight))
-    tss = norm2 - mean * mean
-    sum_squares = norm2.copy()
+    tss = np.multiply(mean, mean, out=out.tss)
+    np.subtract(norm2, tss, out=tss)
+    np.copyto(out.sum_squares, norm2)
     if first is not None:
+        coef = out.coef  # (a NamedTuple field cannot take +=)
         coef += kernel.shift_coef[:, np.newaxis] * first
         if has_outside:
             rss += first * (
                 2 * coordinates[rank] + first * dtype.type(kernel.outside_norm2)
             )
+        sum_squares = out.sum_squares
         sum_squares += _shifted_back(kernel, first, mean)
     # Rounding can take a zero sum of squares a little below zero.
     np.maximum(rss, 0, out=rss)
     np.maximum(tss, 0, out=tss)
-    return BlockFit(coef, rss, tss, sum_squares, norm2)
 
 
 def _fit_residuals(kernel, data, first):

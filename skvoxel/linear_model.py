@@ -230,14 +230,16 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             ),
         )
 
-        def fit_one(block_data, block, scratch):
-            (
+        def fit_one(block_data, block, buffers):
+            # Written in place: no block-sized copies, no fresh pages.
+            out = _ols.BlockFit(
                 coef[:, block],
                 rss[block],
                 tss[block],
                 sum_squares[block],
                 rss_scale[block],
-            ) = _ols.fit_block(kernel, block_data, scratch)
+            )
+            _ols.fit_block(kernel, block_data, buffers, out=out)
 
         with _progress.Progress(
             n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
@@ -246,7 +248,6 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 fit_one,
                 data,
                 n_block,
-                dtype,
                 n_threads=n_threads,
                 progress=progress.update,
             )

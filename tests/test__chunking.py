@@ -79,15 +79,13 @@ def test_for_each_block_visits_every_block_once(n_threads):
     lock = threading.Lock()
     reported = []
 
-    def fit_one(block_data, block, scratch):
-        assert scratch.shape == (4, 10)
+    def fit_one(block_data, block, buffers):
+        assert buffers.get("scratch", 4, np.float64).shape == (4, 10)
         assert block_data.shape == (4, block.stop - block.start)
         with lock:
             seen[block] += 1
 
-    for_each_block(
-        fit_one, data, 10, np.float64, n_threads=n_threads, progress=reported.append
-    )
+    for_each_block(fit_one, data, 10, n_threads=n_threads, progress=reported.append)
     np.testing.assert_array_equal(seen, 1)
     assert reported[-1] == 103 and reported == sorted(reported)
 

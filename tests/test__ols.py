@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from skvoxel._chunking import BlockBuffers
 from skvoxel._ols import block_kernel, factor_design, fit_block, working_dtype
 
 from .conftest import make_design, make_voxels
@@ -104,12 +105,15 @@ def test_fit_block_float32_keeps_precision_on_bold_like_data(rng):
     np.testing.assert_allclose(single.tss, exact.tss, rtol=1e-4)
 
 
-def test_fit_block_reuses_scratch_and_reads_integers(rng):
-    """A scratch buffer wider than the block is used in part; int16 data convert."""
+def test_fit_block_reuses_buffers_and_reads_integers(rng):
+    """Buffers wider than the block are used in part; int16 data convert."""
     X = make_design(30, 3, rng=rng)
     Y = (1000 + 10 * rng.normal(size=(30, 7))).astype(np.int16)
-    scratch = np.full((30, 16), np.nan)
-    with_scratch = fit_block(kernel_for(X), Y, scratch)
+    buffers = BlockBuffers(16)
+    for name, n_rows in (("shifted", 30), ("coordinates", 4), ("mean", 1)):
+        buffers.get(name, n_rows, np.float64)[:] = np.nan
+    fit_block(kernel_for(X), Y[:, ::-1], buffers)  # leaves other values behind
+    with_scratch = fit_block(kernel_for(X), Y, buffers)
     alone = fit_block(kernel_for(X), Y)
     for mine, reference in zip(with_scratch, alone, strict=True):
         np.testing.assert_array_equal(mine, reference)
