@@ -29,7 +29,12 @@ from skvoxel import MassUnivariateOLS  # noqa: E402
 BARE = "pinv(X) @ Y"
 READ = "read Y"
 FIT = "skvoxel fit"
+FIT_TP = "skvoxel fit + t_test (t, p)"
 FIT_T = "skvoxel fit + t_test"
+# In float32 rows: the same calls on the float64 data, in the same rounds, so
+# the float32 speed-up is a paired ratio.
+FIT_TP_64 = "float64: skvoxel fit + t_test (t, p)"
+FIT_T_64 = "float64: skvoxel fit + t_test"
 NILEARN = "nilearn OLS + contrast"
 SKLEARN = "sklearn LinearRegression"
 STATSMODELS = "statsmodels OLS, per voxel"
@@ -75,6 +80,19 @@ def _skvoxel_fit_t(X, Y, contrast, sample):
     return fit_t
 
 
+def _skvoxel_fit_tp(X, Y, contrast, sample):
+    if not has_t_test():
+        msg = "MassUnivariateOLS has no t_test yet: row skipped, not timed"
+        raise Skipped(msg)
+
+    def fit_tp():
+        model = MassUnivariateOLS().fit(X, Y)
+        result = model.t_test(contrast)
+        return model, result, result.stat, result.p_value
+
+    return fit_tp
+
+
 def _nilearn(X, Y, contrast, sample):
     from nilearn.glm import compute_contrast
     from nilearn.glm.first_level import run_glm
@@ -111,6 +129,7 @@ IMPLEMENTATIONS = {
     READ: lambda X, Y, c, s: bench_machine.read_y(X, Y),
     BARE: lambda X, Y, c, s: bench_machine.bare_multiply(X, Y),
     FIT: _skvoxel_fit,
+    FIT_TP: _skvoxel_fit_tp,
     FIT_T: _skvoxel_fit_t,
     NILEARN: _nilearn,
     SKLEARN: _sklearn,
@@ -301,12 +320,28 @@ def run_one(workload, dtype, repeats, n_sample, machine_rates, memory, threads):
         function()
     del warm, small
     functions, skipped, sample = build(names, X, Y, n_sample)
+    references = {"x bare": BARE, "x read": READ}
+    if dtype_name == "float32" and has_t_test():
+        X64, Y64 = workload.make(np.float64)
+        contrast = contrast_for(X64)
+        functions[FIT_TP_64] = _skvoxel_fit_tp(X64, Y64, contrast, sample)
+        functions[FIT_T_64] = _skvoxel_fit_t(X64, Y64, contrast, sample)
+        references["x float32"] = FIT_TP
+        for function in (functions[FIT_TP_64], functions[FIT_T_64]):
+            function()  # warm
     common.progress(f"{tag}: timing, {repeats} alternating rounds")
     scale = {STATSMODELS: Y.shape[1] / len(sample)}
     times = common.alternate(functions, repeats, scale=scale)
     skvoxel = FIT_T if FIT_T in functions else FIT
-    references = {"x bare": BARE, "x read": READ, "x skvoxel": skvoxel}
+    references["x skvoxel"] = skvoxel
     summary = common.summarize(times, references)
+    if FIT_T_64 in summary:  # (t, p, z) against (t, p, z)
+        paired = np.asarray(times[FIT_T_64]) / np.asarray(times[FIT_T])
+        summary[FIT_T_64]["ratios"]["x float32"] = {
+            "median": float(np.median(paired)),
+            "min": float(paired.min()),
+            "max": float(paired.max()),
+        }
     for name in PEERS:
         if name in summary:
             summary[name]["compared_to"] = skvoxel
@@ -316,7 +351,8 @@ def run_one(workload, dtype, repeats, n_sample, machine_rates, memory, threads):
     }
     for name, reason in skipped.items():
         summary[name] = {"skipped": reason}
-    summary = {name: summary[name] for name in names}  # the table's order
+    order = names + [name for name in (FIT_TP_64, FIT_T_64) if name in summary]
+    summary = {name: summary[name] for name in order}  # the table's order
     if machine_rates is not None:
         for entry in summary.values():
             if "median_s" in entry:
