@@ -60,11 +60,7 @@ def resolved_auto(n_samples, n_voxels, dtype):
                 n_voxels,
                 dtype,
                 _chunking.resolve_n_threads(None),
-                block_bytes=(
-                    _chunking.BLOCK_BYTES_IN_PLACE
-                    if in_place
-                    else _chunking.BLOCK_BYTES_COPIED
-                ),
+                in_place=in_place,
             )
         )
     return None

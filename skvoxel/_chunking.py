@@ -27,6 +27,11 @@ __all__ = [
 # costs no memory and saves per-block overhead.
 BLOCK_BYTES_COPIED = 8 * 2**20
 BLOCK_BYTES_IN_PLACE = 32 * 2**20
+# Copied blocks in flight (one per thread) hold at most this share of the
+# data, so that the fit's memory beyond its outputs stays a few per cent of
+# Y; but no block is made smaller than MIN_BLOCK_BYTES_COPIED for it.
+COPIED_SHARE = 0.03
+MIN_BLOCK_BYTES_COPIED = 2**20
 
 
 def resolve_chunk_size(
@@ -35,7 +40,9 @@ def resolve_chunk_size(
     n_voxels,
     dtype,
     n_threads=1,
-    block_bytes=BLOCK_BYTES_COPIED,
+    *,
+    in_place=False,
+    block_bytes=None,
 ):
     """Voxels per block.
 
@@ -53,8 +60,14 @@ def resolve_chunk_size(
         Working dtype of the block.
     n_threads : int, default=1
         Blocks fitted at the same time.
-    block_bytes : int, default=BLOCK_BYTES_COPIED
-        The target size of a block's data, in bytes.
+    in_place : bool, default=False
+        Whether the kernel reads blocks in place (no working copy).
+    block_bytes : int or None, default=None
+        The target size of a block's data, in bytes. None:
+        ``BLOCK_BYTES_IN_PLACE`` for blocks read in place; for copied blocks
+        ``BLOCK_BYTES_COPIED``, or less so that the copies in flight hold at
+        most ``COPIED_SHARE`` of the data (not below
+        ``MIN_BLOCK_BYTES_COPIED``).
 
     Returns
     -------
@@ -63,6 +76,10 @@ def resolve_chunk_size(
     """
     if chunk_size == "auto":
         column_bytes = max(n_samples * np.dtype(dtype).itemsize, 1)
+        if block_bytes is None:
+            block_bytes = _target_block_bytes(
+                in_place, column_bytes * n_voxels, n_threads
+            )
         in_flight = 3 * n_threads * column_bytes
         budget = get_config()["working_memory"] * 2**20
         chunk_size = min(
@@ -71,6 +88,14 @@ def resolve_chunk_size(
             -(-n_voxels // (4 * n_threads)),
         )
     return int(min(max(chunk_size, 1), max(n_voxels, 1)))
+
+
+def _target_block_bytes(in_place, data_bytes, n_threads):
+    """Bytes of data per block for ``"auto"`` (see :func:`resolve_chunk_size`)."""
+    if in_place:
+        return BLOCK_BYTES_IN_PLACE
+    share = int(COPIED_SHARE * data_bytes / max(n_threads, 1))
+    return min(BLOCK_BYTES_COPIED, max(share, MIN_BLOCK_BYTES_COPIED))
 
 
 def voxel_blocks(n_voxels, n_block):

@@ -327,24 +327,26 @@ def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail):
     return z
 
 
-def _on_every_core(function, *arrays):
+def _on_every_core(function, *arrays, dtype=np.float64):
     """``function(*arrays)``, elementwise, split over threads on every core.
 
     scipy's special functions and numpy release the GIL, so threads run side
-    by side; each calls ``function`` on runs of ``CACHE_CHUNK`` values, so
-    that the tables' temporaries stay in cache.
+    by side; each calls ``function`` on runs of ``CACHE_CHUNK`` values,
+    converted to float64 there, so that temporaries stay in cache and no
+    float64 copy of a whole float32 map is made. The result is ``dtype``.
     """
     shape = np.shape(arrays[0])
     flat = [np.ravel(array) for array in arrays]
     size = flat[0].size
-    out = np.empty(size)
+    out = np.empty(size, dtype=dtype)
     n_threads = max(min(os.cpu_count() or 1, size // PARALLEL_FROM), 1)
     bounds = np.linspace(0, size, n_threads + 1).astype(int)
 
     def run(i):
         for start in range(bounds[i], bounds[i + 1], CACHE_CHUNK):
             stop = min(start + CACHE_CHUNK, bounds[i + 1])
-            out[start:stop] = function(*(array[start:stop] for array in flat))
+            chunks = (np.asarray(a[start:stop], dtype=np.float64) for a in flat)
+            out[start:stop] = function(*chunks)
 
     if n_threads == 1:
         run(0)
@@ -365,14 +367,14 @@ def small_tail(stat_type, stat, df_num, df_denom):
     Parameters
     ----------
     stat_type : {"t", "F"}
-    stat : ndarray of float64
+    stat : ndarray of float64 or float32
     df_num, df_denom : int
 
     Returns
     -------
     tail : ndarray of float64, the shape of ``stat``
     """
-    stat = np.asarray(stat, dtype=np.float64)
+    stat = np.asarray(stat)
     if stat.size < TABLE_FROM:
         function = partial(
             _exact_small_tail, stat_type, df_num=df_num, df_denom=df_denom
@@ -384,7 +386,7 @@ def small_tail(stat_type, stat, df_num, df_denom):
         return _on_every_core(function, stat)
 
 
-def z_score(stat_type, stat, df_num, df_denom, tail):
+def z_score(stat_type, stat, df_num, df_denom, tail, dtype=np.float64):
     """z-scores of a map of t or F statistics, given their small tails.
 
     Tabulated like :func:`small_tail` (within ``1e-12`` of scipy: relative
@@ -393,19 +395,24 @@ def z_score(stat_type, stat, df_num, df_denom, tail):
     Parameters
     ----------
     stat_type : {"t", "F"}
-    stat : ndarray of float64
+    stat : ndarray of float64 or float32
     df_num, df_denom : int
     tail : ndarray of float64
         The map's :func:`small_tail`.
+    dtype : numpy dtype, default=numpy.float64
+        The dtype of the result (computed in float64 in any case).
 
     Returns
     -------
-    z : ndarray of float64, the shape of ``stat``
+    z : ndarray of ``dtype``, the shape of ``stat``
     """
-    stat = np.asarray(stat, dtype=np.float64)
+    stat = np.asarray(stat)
     if stat.size < TABLE_FROM:
-        function = partial(_exact_z, stat_type, df_num=df_num, df_denom=df_denom)
-        return _on_every_core(lambda s, p: function(s, tail=p), stat, tail)
-    table = tail_table(stat_type, df_num, df_denom)
-    function = partial(_tabulated_z, table, stat_type, df_num, df_denom)
-    return _on_every_core(function, stat, tail)
+        exact = partial(_exact_z, stat_type, df_num=df_num, df_denom=df_denom)
+
+        def function(chunk, tail_chunk):
+            return exact(chunk, tail=tail_chunk)
+    else:
+        table = tail_table(stat_type, df_num, df_denom)
+        function = partial(_tabulated_z, table, stat_type, df_num, df_denom)
+    return _on_every_core(function, stat, tail, dtype=dtype)

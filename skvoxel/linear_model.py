@@ -223,11 +223,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             n_voxels,
             dtype,
             n_threads,
-            block_bytes=(
-                _chunking.BLOCK_BYTES_IN_PLACE
-                if in_place
-                else _chunking.BLOCK_BYTES_COPIED
-            ),
+            in_place=in_place,
         )
 
         def fit_one(block_data, block, buffers):

@@ -81,10 +81,12 @@ class ContrastResult:
         if self.stat_type == "F":
             p = self._small_tail
         elif self.alternative == "two-sided":
-            p = 2.0 * self._small_tail
+            # Straight into the data's dtype: no float64 copy of the map.
+            p = np.empty(np.shape(self.stat), dtype=np.asarray(self.stat).dtype)
+            np.multiply(self._small_tail, 2.0, out=p, casting="same_kind")
         else:
             # P(T > t) is the small tail for t >= 0, its complement below 0.
-            upper_side = self._stat64 >= 0
+            upper_side = np.asarray(self.stat) >= 0
             if self.alternative == "less":
                 upper_side = ~upper_side
             p = np.where(upper_side, self._small_tail, 1.0 - self._small_tail)
@@ -94,20 +96,20 @@ class ContrastResult:
     def z_score(self):
         """Normal deviate with the upper-tail probability of ``stat``."""
         z = _distributions.z_score(
-            self.stat_type, self._stat64, self.df_num, self.df_denom, self._small_tail
+            self.stat_type,
+            self.stat,
+            self.df_num,
+            self.df_denom,
+            self._small_tail,
+            dtype=np.asarray(self.stat).dtype,
         )
         return _like_stat(z, self.stat)
-
-    @cached_property
-    def _stat64(self):
-        """The statistic in float64, where the tail functions work."""
-        return np.asarray(self.stat, dtype=np.float64)
 
     @cached_property
     def _small_tail(self):
         """``P(T > |t|)``, or ``P(F > f)``: computed once for p and z."""
         return _distributions.small_tail(
-            self.stat_type, self._stat64, self.df_num, self.df_denom
+            self.stat_type, self.stat, self.df_num, self.df_denom
         )
 
     def adjusted_p_value(self, method="fdr_bh"):
