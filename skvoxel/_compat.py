@@ -5,6 +5,7 @@ from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
     StrOptions,
+    validate_parameter_constraints,
     validate_params,
 )
 from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight
@@ -16,5 +17,6 @@ __all__ = [
     "_check_feature_names_in",
     "_check_sample_weight",
     "_fit_context",
+    "validate_parameter_constraints",
     "validate_params",
 ]

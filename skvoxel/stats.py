@@ -231,8 +231,9 @@ def contrast_matrix(contrast, feature_names, n_regressors):
     Returns
     -------
     matrix : ndarray of shape (q, n_regressors), float64
-    label : str
-        A readable name of the contrast for messages.
+    label : object
+        A readable name of the contrast for messages (its ``str``, formatted
+        only when a message needs it).
 
     Examples
     --------
@@ -268,7 +269,7 @@ def contrast_matrix(contrast, feature_names, n_regressors):
             )
             raise ValueError(msg)
         rows = np.atleast_2d(matrix)
-        label = np.array2string(matrix, separator=", ").replace("\n", "")
+        label = _ArrayLabel(matrix)
     matrix = np.array(rows, dtype=np.float64)
     if matrix.shape[1] != n_regressors:
         msg = (
@@ -287,6 +288,17 @@ def contrast_matrix(contrast, feature_names, n_regressors):
         )
         raise ValueError(msg)
     return matrix, label
+
+
+class _ArrayLabel:
+    """An array contrast's name in messages, printed only if one is raised
+    (numpy's printing costs more than a whole t test on small data)."""
+
+    def __init__(self, matrix):
+        self._matrix = matrix
+
+    def __str__(self):
+        return np.array2string(self._matrix, separator=", ").replace("\n", "")
 
 
 def _parse_expression(expression, feature_names, n_regressors):
