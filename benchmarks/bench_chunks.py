@@ -47,7 +47,7 @@ def _fit(X, Y, chunk_size):
     return lambda: MassUnivariateOLS(chunk_size=chunk_size).fit(X, Y)
 
 
-def resolved_auto(n_samples, n_voxels, dtype):
+def resolved_auto(n_samples, n_voxels, n_regressors, dtype):
     """The block skvoxel's ``"auto"`` picks here, if its private helper says."""
     with contextlib.suppress(ImportError, AttributeError, TypeError):
         from skvoxel import _chunking, _ols
@@ -61,6 +61,7 @@ def resolved_auto(n_samples, n_voxels, dtype):
                 dtype,
                 _chunking.resolve_n_threads(None),
                 in_place=in_place,
+                n_work_rows=n_regressors + 2,
             )
         )
     return None
@@ -96,7 +97,9 @@ def sweep(workload, dtype, chunk_sizes, repeats, memory, threads):
     row = {
         **workload.describe(),
         "dtype": dtype_name,
-        "auto_resolves_to": resolved_auto(workload.n_samples, workload.n_voxels, dtype),
+        "auto_resolves_to": resolved_auto(
+            workload.n_samples, workload.n_voxels, workload.n_regressors, dtype
+        ),
         "memory": {},
     }
     row["load_average_start"] = os.getloadavg()

@@ -281,18 +281,51 @@ def fit_block(kernel, data_block, buffers=None, out=None):
     # Non-finite data are reported by the caller from rss: no warnings here.
     with np.errstate(invalid="ignore", over="ignore"):
         _fit_sums(kernel, data, first, out, buffers)
-        # "not >" also catches NaN, which the redo reports as NaN again.
-        redo = ~(out.rss > _MIN_SHARE[dtype] * out.rss_scale)
-        if np.any(redo):
-            if unshifted:
-                scratch = np.empty((data.shape[0], np.count_nonzero(redo)), dtype)
-                data, first = _shift(kernel, data[:, redo], scratch)
-            else:
-                data, first = data[:, redo], first[redo]
-            exact = _fit_residuals(kernel, data, first)
-            for mine, better in zip(out, exact, strict=True):
-                mine[..., redo] = better
+        redo = np.flatnonzero(_too_small(out, dtype))
+        if redo.size and unshifted:
+            # The baseline dominates these voxels' sums of squares (a large
+            # mean, little noise): shifted sums, a few blocks of them.
+            for start in range(0, redo.size, _REDO_BLOCK):
+                columns = redo[start : start + _REDO_BLOCK]
+                scratch = buffers.get("redo", data.shape[0], dtype, columns.size)
+                shifted, first = _shift(kernel, data[:, columns], scratch)
+                _redo_with_residuals(kernel, shifted, first, out, columns, buffers)
+        elif redo.size:
+            _fit_residuals_into(kernel, data[:, redo], first[redo], out, redo)
     return out
+
+
+# Voxels redone at once in the shifted path (bounded working memory).
+_REDO_BLOCK = 2048
+
+
+def _too_small(fit, dtype):
+    """Voxels whose rss is too small a share of its sum of squares (or NaN)."""
+    # "not >" also catches NaN, which the redo reports as NaN again.
+    return ~(fit.rss > _MIN_SHARE[dtype] * fit.rss_scale)
+
+
+def _redo_with_residuals(kernel, shifted, first, out, columns, buffers):
+    """Shifted sums for ``columns`` of ``out``; explicit residuals where even
+    they keep too few digits (near-perfect fits, constant voxels)."""
+    dtype = kernel.projector.dtype
+    redone = BlockFit(
+        np.empty((kernel.coef_map.shape[0], columns.size), dtype=dtype),
+        *(np.empty(columns.size, dtype=dtype) for _ in range(4)),
+    )
+    _fit_sums(kernel, shifted, first, redone, buffers)
+    still = np.flatnonzero(_too_small(redone, dtype))
+    if still.size:
+        _fit_residuals_into(kernel, shifted[:, still], first[still], redone, still)
+    for mine, better in zip(out, redone, strict=True):
+        mine[..., columns] = better
+
+
+def _fit_residuals_into(kernel, shifted, first, out, columns):
+    """:func:`_fit_residuals` of shifted data, written into ``columns`` of ``out``."""
+    exact = _fit_residuals(kernel, shifted, first)
+    for mine, better in zip(out, exact, strict=True):
+        mine[..., columns] = better
 
 
 def reads_in_place(data, dtype, sample_weight):

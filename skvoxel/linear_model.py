@@ -224,6 +224,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             dtype,
             n_threads,
             in_place=in_place,
+            # The multiply's output and the mean: rank + 2 rows at most.
+            n_work_rows=factors.rank + 2,
         )
 
         def fit_one(block_data, block, buffers):

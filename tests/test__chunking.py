@@ -39,28 +39,46 @@ def test_explicit_chunk_size_is_capped_by_voxel_count():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_auto_chunk_size_takes_the_target_bytes(dtype):
     """'auto' gives blocks of about block_bytes of data: 8 MiB copied blocks
-    (on large data), 32 MiB blocks read in place, or as asked."""
+    (on large data), 128 MiB blocks read in place, or as asked."""
     column = 400 * np.dtype(dtype).itemsize
     assert resolve_chunk_size("auto", 400, 10**7, dtype) == 8 * 2**20 // column
     in_place = resolve_chunk_size("auto", 400, 10**7, dtype, in_place=True)
-    assert in_place == 32 * 2**20 // column
+    assert in_place == 128 * 2**20 // column
     larger = resolve_chunk_size("auto", 400, 10**7, dtype, block_bytes=2**25)
     assert larger == 2**25 // column
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 4])
-def test_copied_blocks_in_flight_hold_a_small_share_of_the_data(n_threads):
-    """Copied blocks, one per thread, hold at most 3 % of Y, but 1 MiB each at
-    least; blocks read in place cost no copy and keep their size."""
-    n_samples, n_voxels = 100, 500_000
+@pytest.mark.parametrize(
+    ("in_place", "n_samples", "n_work_rows"),
+    [(False, 100, 0), (False, 100, 7), (True, 100, 52), (True, 400, 22)],
+)
+def test_working_arrays_in_flight_hold_a_small_share_of_the_data(
+    n_threads, in_place, n_samples, n_work_rows
+):
+    """Copies and multiply outputs of the blocks in flight (one per thread)
+    hold at most 3 % of Y, unless blocks would shrink below 1 MiB of data."""
+    n_voxels = 1_000_000
     data_bytes = n_samples * n_voxels * 4
     n_block = resolve_chunk_size(
-        "auto", n_samples, n_voxels, np.float32, n_threads=n_threads
+        "auto",
+        n_samples,
+        n_voxels,
+        np.float32,
+        n_threads,
+        in_place=in_place,
+        n_work_rows=n_work_rows,
     )
-    assert n_threads * n_block * n_samples * 4 <= 0.03 * data_bytes
+    rows = n_work_rows + (0 if in_place else n_samples)
+    in_flight = n_threads * n_block * rows * 4
+    assert in_flight <= 0.03 * data_bytes or n_block == 2**20 // (n_samples * 4)
     assert n_block * n_samples * 4 >= 2**20 - n_samples * 4
-    small = resolve_chunk_size("auto", n_samples, 20_000, np.float32, n_threads)
-    assert small == min(2**20 // (n_samples * 4), -(-20_000 // (4 * n_threads)))
+
+
+def test_small_data_keep_blocks_of_a_mebibyte():
+    """The share rule never splits small data into blocks under 1 MiB."""
+    n_block = resolve_chunk_size("auto", 100, 20_000, np.float32, 2)
+    assert n_block == min(2**20 // (100 * 4), -(-20_000 // 8))
 
 
 def test_auto_chunk_size_respects_working_memory():

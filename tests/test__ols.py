@@ -144,6 +144,24 @@ def test_fit_block_redoes_near_perfect_fits_with_the_shift(rng):
     np.testing.assert_allclose(fit.rss, (residuals**2).sum(axis=0), rtol=1e-6)
 
 
+def test_fit_block_redoes_baseline_dominated_voxels_with_shifted_sums(rng):
+    """A baseline of 1e5 against noise of 1 (rss 1e-10 of ||y||^2): the
+    shifted sums keep rss to 1e-8, in blocks of any size and mixed with
+    ordinary voxels."""
+    X = make_design(60, 3, rng=rng)
+    Y = make_voxels(X, 5000, rng=rng, baseline=1e5, noise=1.0)
+    Y[:, ::3] = make_voxels(X, 1667, rng=rng, baseline=10.0, noise=1.0)
+    residuals = Y - X @ np.linalg.lstsq(X, Y, rcond=None)[0]
+    expected = (residuals**2).sum(axis=0)
+    fit = fit_block(kernel_for(X), Y)
+    np.testing.assert_allclose(fit.rss, expected, rtol=1e-8)
+    # Coefficients err by eps-ish of the data's scale (1e5), not of their own.
+    np.testing.assert_allclose(
+        fit.coef, np.linalg.pinv(X) @ Y, rtol=1e-10, atol=1e-15 * 1e5 * 1e3
+    )
+    np.testing.assert_allclose(fit.sum_squares, (Y**2).sum(axis=0), rtol=1e-12)
+
+
 def test_fit_block_constant_voxel_has_zero_rss(rng):
     """A constant voxel's shifted data vanish: rss and tss are exactly 0."""
     X = make_design(20, 3, rng=rng)
