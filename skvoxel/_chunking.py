@@ -15,6 +15,7 @@ __all__ = [
     "FileBlockReader",
     "for_each_block",
     "page_releaser",
+    "reads_from_file",
     "resolve_chunk_size",
     "resolve_n_threads",
     "voxel_blocks",
@@ -121,6 +122,12 @@ def _mapping_of(data):
     if base is None or root is None:
         return None, None, None
     return mode, root, base
+
+
+def reads_from_file(data):
+    """Whether blocks of ``data`` come from a file into a buffer (a memmap,
+    or a view of one): such blocks cost memory as copies do."""
+    return _mapping_of(data)[2] is not None
 
 
 def page_releaser(data):

@@ -216,7 +216,11 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             np.empty(n_voxels, dtype=dtype) for _ in range(4)
         )
         n_threads = _chunking.resolve_n_threads(self.n_jobs)
-        in_place = _ols.reads_in_place(data, dtype, sample_weight)
+        # Blocks read in place cost no memory; copies and blocks read from a
+        # memmap's file into a buffer do.
+        in_place = _ols.reads_in_place(
+            data, dtype, sample_weight
+        ) and not _chunking.reads_from_file(data)
         n_block = _chunking.resolve_chunk_size(
             self.chunk_size,
             n_samples,

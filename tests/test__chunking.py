@@ -15,6 +15,7 @@ from skvoxel._chunking import (
     FileBlockReader,
     for_each_block,
     page_releaser,
+    reads_from_file,
     resolve_chunk_size,
     resolve_n_threads,
     voxel_blocks,
@@ -124,6 +125,16 @@ def test_for_each_block_visits_every_block_once(n_threads):
     for_each_block(fit_one, data, 10, n_threads=n_threads, progress=reported.append)
     np.testing.assert_array_equal(seen, 1)
     assert reported[-1] == 103 and reported == sorted(reported)
+
+
+def test_reads_from_file_knows_memmaps_and_their_views(tmp_path):
+    """Memmaps (any mode) and views of them read from a file; arrays do not."""
+    path = tmp_path / "y.dat"
+    np.arange(64.0).tofile(path)
+    for mode in ("r", "c"):
+        mapped = np.memmap(path, dtype=np.float64, mode=mode, shape=(8, 8))
+        assert reads_from_file(mapped) and reads_from_file(mapped[:, 2:5])
+    assert not reads_from_file(np.arange(64.0).reshape(8, 8))
 
 
 def test_page_releaser_only_for_shared_memmaps(tmp_path):
