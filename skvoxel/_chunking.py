@@ -212,37 +212,35 @@ class BlockBuffers:
     Allocating a block-sized temporary for every block costs page faults on
     every block (large arrays come fresh from the operating system); one
     array per name and thread costs them once.
-
-    Parameters
-    ----------
-    n_block : int
-        Voxels in the widest block: every array has this many columns.
     """
 
-    def __init__(self, n_block):
-        self._n_block = n_block
+    def __init__(self):
         self._arrays = {}
 
-    def get(self, name, n_rows, dtype, width=None):
-        """The ``(n_rows, width)`` array called ``name``, the same on every call.
+    def get(self, name, n_rows, dtype, width):
+        """An ``(n_rows, width)`` array called ``name``, reused while it fits.
 
         Parameters
         ----------
         name : str
-        n_rows : int
+        n_rows, width : int
         dtype : numpy dtype
-        width : int or None, default=None
-            Columns wanted (at most ``n_block``); None for all.
 
         Returns
         -------
         array : ndarray
-            A C-ordered view, or, when ``width`` is less than ``n_block``,
-            its first columns. Its values are whatever was left in it.
+            A view of the array kept under ``name`` (made anew, at this
+            size, when the kept one is smaller or of another dtype). Its
+            values are whatever was left in it.
         """
         array = self._arrays.get(name)
-        if array is None or array.shape[0] < n_rows or array.dtype != dtype:
-            array = np.empty((n_rows, self._n_block), dtype=dtype)
+        if (
+            array is None
+            or array.shape[0] < n_rows
+            or array.shape[1] < width
+            or array.dtype != dtype
+        ):
+            array = np.empty((n_rows, width), dtype=dtype)
             self._arrays[name] = array
         return array[:n_rows, :width]
 
@@ -269,8 +267,7 @@ def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     ----------
     fit_one : callable
         ``fit_one(block_data, block, buffers)`` with ``block`` a slice of
-        voxels and ``buffers`` a :class:`BlockBuffers` of ``n_block``
-        columns.
+        voxels and ``buffers`` the thread's :class:`BlockBuffers`.
     data : ndarray of shape (n_samples, n_voxels)
     n_block : int
     n_threads : int, default=1
@@ -285,7 +282,7 @@ def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     def run(block):
         buffers = getattr(local, "buffers", None)
         if buffers is None:
-            buffers = local.buffers = BlockBuffers(n_block)
+            buffers = local.buffers = BlockBuffers()
         width = block.stop - block.start
         if reader is None:
             block_data = data[:, block]

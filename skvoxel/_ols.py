@@ -266,7 +266,7 @@ def fit_block(kernel, data_block, buffers=None, out=None):
     dtype = kernel.projector.dtype
     n_block = data_block.shape[1]
     if buffers is None:
-        buffers = BlockBuffers(n_block)
+        buffers = BlockBuffers()
     if out is None:
         out = BlockFit(
             np.empty((kernel.coef_map.shape[0], n_block), dtype=dtype),

@@ -109,9 +109,9 @@ def test_fit_block_reuses_buffers_and_reads_integers(rng):
     """Buffers wider than the block are used in part; int16 data convert."""
     X = make_design(30, 3, rng=rng)
     Y = (1000 + 10 * rng.normal(size=(30, 7))).astype(np.int16)
-    buffers = BlockBuffers(16)
+    buffers = BlockBuffers()
     for name, n_rows in (("shifted", 30), ("coordinates", 4), ("mean", 1)):
-        buffers.get(name, n_rows, np.float64)[:] = np.nan
+        buffers.get(name, n_rows, np.float64, 16)[:] = np.nan
     fit_block(kernel_for(X), Y[:, ::-1], buffers)  # leaves other values behind
     with_scratch = fit_block(kernel_for(X), Y, buffers)
     alone = fit_block(kernel_for(X), Y)
