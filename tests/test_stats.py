@@ -557,3 +557,31 @@ def test_p_and_z_are_the_same_computed_in_threads(
         np.testing.assert_array_equal(
             getattr(threaded, field), getattr(one_thread, field)
         )
+
+
+def test_tabulated_maps_keep_shape_and_dtype(rng):
+    """Maps large enough for the tables: q rows and float32 keep their shape
+    and dtype, each row equal to the same row alone, float32 equal to the
+    float64 result rounded."""
+    from skvoxel import _distributions
+
+    stat = rng.normal(size=(3, _distributions.TABLE_FROM + 5)) * 3
+    fields = {"stderr": None, "df_num": 1, "df_denom": 40, "stat_type": "t"}
+    rows = ContrastResult(effect=stat, stat=stat, **fields)
+    assert rows.p_value.shape == rows.z_score.shape == stat.shape
+    for k in range(3):
+        alone = ContrastResult(effect=stat[k], stat=stat[k], **fields)
+        np.testing.assert_array_equal(rows.p_value[k], alone.p_value)
+        np.testing.assert_array_equal(rows.z_score[k], alone.z_score)
+    single = stat[0].astype(np.float32)
+    as_float32 = ContrastResult(effect=single, stat=single, **fields)
+    as_float64 = ContrastResult(
+        effect=single.astype(np.float64), stat=single.astype(np.float64), **fields
+    )
+    assert as_float32.p_value.dtype == as_float32.z_score.dtype == np.float32
+    np.testing.assert_array_equal(
+        as_float32.p_value, as_float64.p_value.astype(np.float32)
+    )
+    np.testing.assert_array_equal(
+        as_float32.z_score, as_float64.z_score.astype(np.float32)
+    )
