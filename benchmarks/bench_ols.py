@@ -66,31 +66,27 @@ def _skvoxel_fit(X, Y, contrast, sample):
     return lambda: MassUnivariateOLS().fit(X, Y)
 
 
-def _skvoxel_fit_t(X, Y, contrast, sample):
-    if not has_t_test():
-        msg = "MassUnivariateOLS has no t_test yet: row skipped, not timed"
-        raise Skipped(msg)
+def _skvoxel_fit_t_reading(*fields):
+    """An implementation: fit, ``t_test``, and read ``fields`` of the result
+    (they may be computed on access)."""
 
-    def fit_t():
-        model = MassUnivariateOLS().fit(X, Y)
-        result = model.t_test(contrast)
-        # Touch t, p and z, in case any of them is computed on access.
-        return model, result, result.stat, result.p_value, result.z_score
+    def build(X, Y, contrast, sample):
+        if not has_t_test():
+            msg = "MassUnivariateOLS has no t_test yet: row skipped, not timed"
+            raise Skipped(msg)
 
-    return fit_t
+        def fit_t():
+            model = MassUnivariateOLS().fit(X, Y)
+            result = model.t_test(contrast)
+            return model, result, *(getattr(result, field) for field in fields)
+
+        return fit_t
+
+    return build
 
 
-def _skvoxel_fit_tp(X, Y, contrast, sample):
-    if not has_t_test():
-        msg = "MassUnivariateOLS has no t_test yet: row skipped, not timed"
-        raise Skipped(msg)
-
-    def fit_tp():
-        model = MassUnivariateOLS().fit(X, Y)
-        result = model.t_test(contrast)
-        return model, result, result.stat, result.p_value
-
-    return fit_tp
+_skvoxel_fit_t = _skvoxel_fit_t_reading("stat", "p_value", "z_score")
+_skvoxel_fit_tp = _skvoxel_fit_t_reading("stat", "p_value")
 
 
 def _nilearn(X, Y, contrast, sample):
