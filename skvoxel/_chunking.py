@@ -10,8 +10,9 @@ import numpy as np
 from sklearn import get_config
 from threadpoolctl import ThreadpoolController
 
+from ._ols import BlockBuffers
+
 __all__ = [
-    "BlockBuffers",
     "FileBlockReader",
     "for_each_block",
     "page_releaser",
@@ -206,45 +207,6 @@ class FileBlockReader:
         self._file.close()
 
 
-class BlockBuffers:
-    """Working arrays a thread reuses from block to block, by name.
-
-    Allocating a block-sized temporary for every block costs page faults on
-    every block (large arrays come fresh from the operating system); one
-    array per name and thread costs them once.
-    """
-
-    def __init__(self):
-        self._arrays = {}
-
-    def get(self, name, n_rows, dtype, width):
-        """An ``(n_rows, width)`` array called ``name``, reused while it fits.
-
-        Parameters
-        ----------
-        name : str
-        n_rows, width : int
-        dtype : numpy dtype
-
-        Returns
-        -------
-        array : ndarray
-            A view of the array kept under ``name`` (made anew, at this
-            size, when the kept one is smaller or of another dtype). Its
-            values are whatever was left in it.
-        """
-        array = self._arrays.get(name)
-        if (
-            array is None
-            or array.shape[0] < n_rows
-            or array.shape[1] < width
-            or array.dtype != dtype
-        ):
-            array = np.empty((n_rows, width), dtype=dtype)
-            self._arrays[name] = array
-        return array[:n_rows, :width]
-
-
 @cache
 def _thread_pools():
     """threadpoolctl's controller, made once: finding the process's thread
@@ -259,7 +221,7 @@ def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     values read from its file (:class:`FileBlockReader`), so resident memory
     stays bounded. ``fit_one`` stores its own results (blocks are disjoint,
     so threads never write the same place). Each thread has its own
-    :class:`BlockBuffers`, reused from block to block.
+    :class:`skvoxel._ols.BlockBuffers`, reused from block to block.
     BLAS runs one thread per call: the blocks, not the multiplies, share the
     cores.
 
@@ -267,7 +229,7 @@ def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     ----------
     fit_one : callable
         ``fit_one(block_data, block, buffers)`` with ``block`` a slice of
-        voxels and ``buffers`` the thread's :class:`BlockBuffers`.
+        voxels and ``buffers`` the thread's :class:`skvoxel._ols.BlockBuffers`.
     data : ndarray of shape (n_samples, n_voxels)
     n_block : int
     n_threads : int, default=1

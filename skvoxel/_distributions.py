@@ -303,9 +303,14 @@ def _evaluate(coefficients, u):
     return value, piece
 
 
+def _magnitude(stat_type, stat):
+    """The tables' variable: ``|t|``, or ``sqrt(F)``."""
+    return np.sqrt(stat) if stat_type == "F" else np.abs(stat)
+
+
 def _tabulated_tail(table, stat_type, df_num, df_denom, stat):
     """Small tails of ``stat`` from the table; scipy where it is not exact."""
-    u = np.sqrt(stat) if stat_type == "F" else np.abs(stat)
+    u = _magnitude(stat_type, stat)
     log_tail, piece = _evaluate(table.log_tail, u)
     tail = np.exp(log_tail, out=log_tail)
     # A tail cannot exceed its value at 0 (a rounding step above it can).
@@ -318,7 +323,7 @@ def _tabulated_tail(table, stat_type, df_num, df_denom, stat):
 
 def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail):
     """z-scores of ``stat`` from the table; scipy where it is not exact."""
-    u = np.sqrt(stat) if stat_type == "F" else np.abs(stat)
+    u = _magnitude(stat_type, stat)
     z, piece = _evaluate(table.z_part, u)
     if stat_type == "t":
         with np.errstate(invalid="ignore"):  # inf * 0: scipy's value follows

@@ -4,9 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._chunking import BlockBuffers
-
 __all__ = [
+    "BlockBuffers",
     "BlockFit",
     "BlockKernel",
     "DesignFactors",
@@ -200,6 +199,45 @@ def block_kernel(factors, sample_weight, dtype):
     )
 
 
+class BlockBuffers:
+    """Working arrays a thread reuses from block to block, by name.
+
+    Allocating a block-sized temporary for every block costs page faults on
+    every block (large arrays come fresh from the operating system); one
+    array per name and thread costs them once.
+    """
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, n_rows, dtype, width):
+        """An ``(n_rows, width)`` array called ``name``, reused while it fits.
+
+        Parameters
+        ----------
+        name : str
+        n_rows, width : int
+        dtype : numpy dtype
+
+        Returns
+        -------
+        array : ndarray
+            A view of the array kept under ``name`` (made anew, at this
+            size, when the kept one is smaller or of another dtype). Its
+            values are whatever was left in it.
+        """
+        array = self._arrays.get(name)
+        if (
+            array is None
+            or array.shape[0] < n_rows
+            or array.shape[1] < width
+            or array.dtype != dtype
+        ):
+            array = np.empty((n_rows, width), dtype=dtype)
+            self._arrays[name] = array
+        return array[:n_rows, :width]
+
+
 class BlockFit(NamedTuple):
     """Per-voxel results of one block (the kernel's output)."""
 
@@ -250,8 +288,8 @@ def fit_block(kernel, data_block, buffers=None, out=None):
         Voxel columns of any real dtype (a memmap slice, integers): they are
         converted once, block by block.
     buffers : BlockBuffers or None, default=None
-        Working arrays reused across blocks (see
-        :class:`skvoxel._chunking.BlockBuffers`); None allocates them.
+        Working arrays reused across blocks (:class:`BlockBuffers`); None
+        allocates them.
     out : BlockFit or None, default=None
         Arrays of the kernel's dtype to write the results into (views of the
         whole fit's arrays); None allocates them.

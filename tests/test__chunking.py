@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from sklearn import config_context
 
 from skvoxel._chunking import (
-    BlockBuffers,
     FileBlockReader,
     for_each_block,
     page_releaser,
@@ -130,18 +129,6 @@ def test_for_each_block_visits_every_block_once(n_threads):
     np.testing.assert_array_equal(seen, 1)
     assert reported[-1] == 103 and reported == sorted(reported)
     assert len(buffers_of_thread) <= n_threads
-
-
-def test_block_buffers_are_reused_while_they_fit():
-    """A buffer is kept while requests fit in it, and made anew when not."""
-    buffers = BlockBuffers()
-    first = buffers.get("a", 4, np.float64, 10)
-    assert first.shape == (4, 10)
-    assert np.shares_memory(buffers.get("a", 3, np.float64, 7), first)
-    wider = buffers.get("a", 4, np.float64, 12)
-    assert wider.shape == (4, 12) and not np.shares_memory(wider, first)
-    assert buffers.get("a", 4, np.float32, 12).dtype == np.float32
-    assert not np.shares_memory(buffers.get("b", 4, np.float32, 12), wider)
 
 
 def test_reads_from_file_knows_memmaps_and_their_views(tmp_path):

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from skvoxel._chunking import BlockBuffers
-from skvoxel._ols import block_kernel, factor_design, fit_block, working_dtype
+from skvoxel._ols import (
+    BlockBuffers,
+    block_kernel,
+    factor_design,
+    fit_block,
+    working_dtype,
+)
 
 from .conftest import make_design, make_voxels
 
@@ -182,3 +187,15 @@ def test_fit_block_constant_voxel_has_zero_rss(rng):
 def test_working_dtype(given, expected):
     """float32 stays float32; everything else computes in float64."""
     assert working_dtype(given) == expected
+
+
+def test_block_buffers_are_reused_while_they_fit():
+    """A buffer is kept while requests fit in it, and made anew when not."""
+    buffers = BlockBuffers()
+    first = buffers.get("a", 4, np.float64, 10)
+    assert first.shape == (4, 10)
+    assert np.shares_memory(buffers.get("a", 3, np.float64, 7), first)
+    wider = buffers.get("a", 4, np.float64, 12)
+    assert wider.shape == (4, 12) and not np.shares_memory(wider, first)
+    assert buffers.get("a", 4, np.float32, 12).dtype == np.float32
+    assert not np.shares_memory(buffers.get("b", 4, np.float32, 12), wider)
