@@ -1,8 +1,9 @@
 """Contrasts after one fit: their cost relative to the fit itself.
 
 Many contrasts from one fit must cost no refit and no pass over Y: a t map
-reads only the coefficients (p x V) and the residual variances (V), and the
-p-values and z-scores are computed when first read. Run
+reads only the rows of the coefficients (p x V) its contrast weights and the
+residual standard deviations (V); the effect, its standard error, the
+p-values and the z-scores are computed when first read. Run
 ``python benchmarks/bench_contrasts.py`` (``--quick`` for 1/10 of the voxels).
 """
 
@@ -70,14 +71,21 @@ def main(argv=None):
     cases = {"fit": lambda: MassUnivariateOLS().fit(X, Y)}
     for kind, contrasts in (("dense", dense), ("a - b", pairs)):
         cases |= {
-            f"{q} {kind} t maps, one call each": partial(separate, contrasts, ()),
+            f"{q} {kind} t maps, one call each": partial(
+                separate, contrasts, ("stat",)
+            ),
+            f"{q} {kind} t maps + effect + stderr, one call each": partial(
+                separate, contrasts, ("stat", "effect", "stderr")
+            ),
             f"{q} {kind} t maps + p, one call each": partial(
                 separate, contrasts, ("p_value",)
             ),
             f"{q} {kind} t maps + p + z, one call each": partial(
                 separate, contrasts, ("p_value", "z_score")
             ),
-            f"{q} {kind} t maps, one {q}-row call": partial(together, contrasts, ()),
+            f"{q} {kind} t maps, one {q}-row call": partial(
+                together, contrasts, ("stat",)
+            ),
             f"{q} {kind} t maps + p + z, one {q}-row call": partial(
                 together, contrasts, ("p_value", "z_score")
             ),
@@ -91,7 +99,7 @@ def main(argv=None):
     for name, seconds in medians.items():
         share = seconds / fit_time
         rows.append({"case": name, "median_s": seconds, "share_of_fit": share})
-        print(f"{name:46} {seconds:9.4f} s {100 * share:7.1f} % of the fit")
+        print(f"{name:52} {seconds:9.4f} s {100 * share:7.1f} % of the fit")
     path = write_json(
         args.out or ("contrasts_quick" if args.quick else "contrasts"),
         {"machine": machine(), "n": n, "p": p, "V": n_voxels, "rows": rows},

@@ -1,5 +1,6 @@
 """MassUnivariateOLS: one linear model fitted to every voxel at once."""
 
+from functools import partial
 from numbers import Integral, Real
 
 import numpy as np
@@ -280,7 +281,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             sigma2 = np.full_like(rss, np.nan)
         # Residual standard deviations for t tests: 0 exactly where the
-        # variance is zero up to rounding (see _contrast_effect).
+        # variance is zero up to rounding (see _zero_variance_effect).
         sigma = np.sqrt(sigma2)
         sigma[self._zero_variance_index] = 0.0
         self._sigma = sigma
@@ -379,17 +380,34 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             {"contrast": contrast, "alternative": alternative},
             caller_name="t_test",
         )
-        matrix, effect, zero = self._contrast_effect(contrast, "t_test")
-        variance_factor = np.diag(self._contrast_covariance(matrix))
-        stderr, t = stats.t_statistics(
-            effect, variance_factor, self._sigma, zero_variance=zero
-        )
-        if isinstance(contrast, str) or np.ndim(contrast) == 1:
-            effect, stderr, t = effect[0], stderr[0], t[0]
-        shape = self._result_shape
-        return stats.ContrastResult(
-            effect=shape(effect),
-            stderr=shape(stderr),
+        matrix, weights, rows = self._contrast_rows(contrast, "t_test")
+        root = np.sqrt(np.diag(self._contrast_covariance(matrix)))
+        sigma, zero = self._sigma, self._zero_variance_index
+        # t = (c / sqrt(c V c^T)) @ coef / sigma: one read of the rows the
+        # contrast uses, one map written; effect and stderr are computed if
+        # and when they are read, from what this fit left (a later fit
+        # replaces the model's arrays, it does not write into them).
+        t = (weights / root[:, np.newaxis]).astype(rows.dtype) @ rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(t, sigma, out=t)
+        if zero.size:  # sigma is 0 there: t is 0 without an effect, else +-inf
+            zero_effect = self._zero_variance_effect(weights, rows, root)
+            infinite = np.copysign(np.inf, zero_effect)
+            t[:, zero] = np.where(zero_effect == 0, 0.0, infinite)
+        one_map = isinstance(contrast, str) or np.ndim(contrast) == 1
+        shape = partial(_result_shape, one_map=one_map, one_voxel=self.coef_.ndim == 1)
+
+        def effect():
+            effect = weights.astype(rows.dtype) @ rows
+            if zero.size:
+                effect[:, zero] = zero_effect
+            return shape(effect)
+
+        def stderr():
+            return shape(root.astype(rows.dtype)[:, np.newaxis] * sigma)
+
+        return stats.ContrastResult._deferred_fields(
+            {"effect": effect, "stderr": stderr},
             stat=shape(t),
             df_num=1,
             df_denom=self.df_resid_,
@@ -434,14 +452,16 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         validate_parameter_constraints(
             self._f_test_constraints, {"contrast": contrast}, caller_name="f_test"
         )
-        matrix, effect, zero = self._contrast_effect(contrast, "f_test")
+        matrix, weights, rows = self._contrast_rows(contrast, "f_test")
+        covariance = self._contrast_covariance(matrix)
+        effect = self._contrast_effect(weights, rows, np.sqrt(np.diag(covariance)))
+        zero = self._zero_variance_index
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
         if zero.size:
             sigma2 = sigma2.copy()
             sigma2[zero] = 0.0
-        covariance = self._contrast_covariance(matrix)
         f, df_num = stats.f_statistics(effect, covariance, sigma2, zero_variance=zero)
-        shape = self._result_shape
+        shape = partial(_result_shape, one_map=False, one_voxel=self.coef_.ndim == 1)
         return stats.ContrastResult(
             effect=shape(effect),
             stderr=None,
@@ -452,11 +472,16 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             alternative="greater",
         )
 
-    def _contrast_effect(self, contrast, method):
-        """Validate a contrast; return it, its effects and the zero-variance voxels.
+    def _contrast_rows(self, contrast, method):
+        """Validate a contrast; return it and what its maps are computed from.
 
-        Effects come back ``(q, n_voxels)``; on zero-variance voxels (their
-        indices come last) effects that are rounding noise are exactly 0.
+        Returns
+        -------
+        matrix : ndarray of shape (q, n_regressors)
+        weights : ndarray of shape (q, n_rows)
+            The columns of ``matrix`` that weight ``rows``.
+        rows : ndarray of shape (n_rows, n_voxels)
+            The rows of ``coef_`` the contrast uses (see :func:`_used_rows`).
         """
         check_is_fitted(self)
         if self.df_resid_ <= 0:
@@ -472,21 +497,31 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             contrast, getattr(self, "feature_names_in_", None), n_regressors
         )
         self._check_estimable(matrix, label)
+        used = np.flatnonzero(matrix.any(axis=0))  # never empty: rows are non-zero
         coef = self.coef_.reshape(n_regressors, -1)
-        # Read only the rows of coef_ the contrast uses (from its first to
-        # its last): "a - b" reads two maps, not every regressor's.
-        used = np.flatnonzero(np.any(matrix != 0, axis=0))
-        rows = slice(used[0], used[-1] + 1) if used.size else slice(0, 1)
-        effect = matrix[:, rows].astype(coef.dtype) @ coef[rows]
+        rows, weights_at = _used_rows(coef, used)
+        return matrix, matrix[:, weights_at], rows
+
+    def _contrast_effect(self, weights, rows, row_norm):
+        """``C @ coef_`` ``(q, n_voxels)``, with rounding noise zeroed as below."""
+        effect = weights.astype(rows.dtype) @ rows
+        if self._zero_variance_index.size:
+            zero = self._zero_variance_index
+            effect[:, zero] = self._zero_variance_effect(weights, rows, row_norm)
+        return effect
+
+    def _zero_variance_effect(self, weights, rows, row_norm):
+        """The effects at zero-variance voxels, 0 where they are rounding noise.
+
+        ``|effect|`` is rounding when below eps-ish * ``||c^T pinv|| * ||y||``,
+        and ``||c^T pinv(W^1/2 X)||^2 = c^T pinv(X^T W X) c``: ``row_norm``
+        holds ``sqrt(diag(C pinv(X^T W X) C^T))``.
+        """
         zero = self._zero_variance_index
-        if zero.size:
-            # |effect| is rounding when below eps-ish * ||c^T pinv|| * ||y||,
-            # and ||c^T pinv(W^1/2 X)||^2 = c^T pinv(X^T W X) c.
-            row_norm = np.sqrt(np.diag(self._contrast_covariance(matrix)))
-            scale = row_norm[:, np.newaxis] * self._zero_variance_norm
-            rounding = np.abs(effect[:, zero]) <= self._rounding * scale
-            effect[:, zero] = np.where(rounding, 0.0, effect[:, zero])
-        return matrix, effect, zero
+        effect = weights.astype(rows.dtype) @ rows[:, zero]
+        scale = row_norm[:, np.newaxis] * self._zero_variance_norm
+        rounding = np.abs(effect) <= self._rounding * scale
+        return np.where(rounding, 0.0, effect).astype(rows.dtype)
 
     def _contrast_covariance(self, matrix):
         """``C pinv(X^T W X) C^T`` over the regressors of ``coef_``."""
@@ -509,16 +544,44 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
             raise ValueError(msg)
 
-    def _result_shape(self, array):
-        """Drop the voxel axis of a result when the model was fitted on 1-D y."""
-        return array[..., 0][()] if np.ndim(self.coef_) == 1 else array
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # One target or many: a single voxel is as native as a million.
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
+
+
+def _result_shape(array, one_map, one_voxel):
+    """A contrast's maps without the contrast axis (one row given as a vector
+    or an expression) and without the voxel axis (a model fitted on 1-D y)."""
+    array = array[0] if one_map else array
+    return array[..., 0][()] if one_voxel else array
+
+
+def _used_rows(coef, used):
+    """The rows ``used`` of ``coef``, read in place wherever possible.
+
+    A contrast reads only the maps it weights: "a - b" reads two rows of
+    ``coef_`` (a strided view, which BLAS reads in place), not every
+    regressor's. Rows at uneven intervals are read as the whole span from
+    the first to the last (the caller gives the span's weights) when it is
+    at most twice as many rows, as gathering them would read and write each
+    once more; otherwise they are gathered into a copy.
+
+    Returns
+    -------
+    rows : ndarray of shape (n_rows, n_voxels)
+    weights_at : ndarray of int or slice
+        The columns of a contrast matrix that weight ``rows``.
+    """
+    first, last = used[0], used[-1]
+    step = used[1] - first if used.size > 1 else 1
+    if used.size <= 2 or (np.diff(used) == step).all():
+        return coef[first : last + 1 : step], used
+    if last + 1 - first <= 2 * used.size:
+        return coef[first : last + 1], slice(first, last + 1)
+    return coef[used], used
 
 
 def _check_data_ndim(y):

@@ -3,7 +3,7 @@
 import ast
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from numbers import Real
 
 import numpy as np
@@ -19,7 +19,6 @@ __all__ = [
     "contrast_matrix",
     "f_statistics",
     "t_small_tail",
-    "t_statistics",
     "z_from_f",
     "z_from_t",
 ]
@@ -38,6 +37,9 @@ class ContrastResult:
     ``p_value`` and ``z_score`` are computed from ``stat`` when first read,
     then kept: the tail functions cost as much as the fit's multiply on large
     data, so a result whose p-values nobody reads costs nothing for them.
+    :meth:`MassUnivariateOLS.t_test` likewise leaves ``effect`` and
+    ``stderr`` to be computed when first read: a t map then writes one map,
+    not three. Pickling a result computes them.
     Maps of 32,768 values or more read them off tables fitted to scipy for
     their degrees of freedom, within 1e-12 of scipy's values (see
     ``skvoxel._distributions``).
@@ -74,6 +76,36 @@ class ContrastResult:
     df_denom: int
     stat_type: str
     alternative: str = "two-sided"
+
+    @classmethod
+    def _deferred_fields(cls, deferred, **fields):
+        """A result whose fields named in ``deferred`` are computed when read.
+
+        ``deferred`` maps field names to functions of no argument; each is
+        called at most once, on the first read of its field.
+        """
+        result = object.__new__(cls)
+        for name, value in fields.items():
+            object.__setattr__(result, name, value)
+        object.__setattr__(result, "_deferred", dict(deferred))
+        return result
+
+    def __getattr__(self, name):
+        # Reached only for a deferred field not yet read (see _deferred_fields).
+        deferred = self.__dict__.get("_deferred", {})
+        if name not in deferred:
+            msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+            raise AttributeError(msg)
+        value = deferred[name]()
+        object.__setattr__(self, name, value)
+        return value
+
+    def __getstate__(self):
+        # Deferred fields hold functions: pickle their values instead.
+        state = dict(self.__dict__)
+        for name in state.pop("_deferred", ()):
+            state[name] = getattr(self, name)
+        return state
 
     @cached_property
     def p_value(self):
@@ -268,20 +300,20 @@ def contrast_matrix(contrast, feature_names, n_regressors):
                 f"(q, n_regressors); got an array of shape {matrix.shape}."
             )
             raise ValueError(msg)
-        rows = np.atleast_2d(matrix)
         label = _ArrayLabel(matrix)
-    matrix = np.array(rows, dtype=np.float64)
+        rows = matrix.reshape(1, -1) if matrix.ndim == 1 else matrix
+    matrix = np.asarray(rows, dtype=np.float64)  # a copy already, for arrays
     if matrix.shape[1] != n_regressors:
         msg = (
             f"contrast has {matrix.shape[1]} columns, but MassUnivariateOLS was "
             f"fitted with {n_regressors} regressors."
         )
         raise ValueError(msg)
-    if not np.all(np.isfinite(matrix)):
+    if not np.isfinite(matrix).all():
         msg = f"contrast {label} contains NaN or inf; its weights must be finite."
         raise ValueError(msg)
-    zero_rows = np.flatnonzero(~matrix.any(axis=1))
-    if zero_rows.size:
+    if not matrix.any(axis=1).all():
+        zero_rows = np.flatnonzero(~matrix.any(axis=1))
         msg = (
             f"contrast {label} has an all-zero row (row {zero_rows[0]}); every "
             "row must weight at least one regressor."
@@ -302,7 +334,18 @@ class _ArrayLabel:
 
 
 def _parse_expression(expression, feature_names, n_regressors):
-    """Evaluate a linear expression over regressor names to a weight vector."""
+    """Evaluate a linear expression over regressor names to a weight vector.
+
+    Parsing costs more than a t map of many voxels, and the same few
+    expressions come back for every fit of a design: each is parsed once.
+    """
+    names = None if feature_names is None else tuple(map(str, feature_names))
+    return _parsed_expression(expression, names, n_regressors).copy()
+
+
+@lru_cache(maxsize=1024)
+def _parsed_expression(expression, feature_names, n_regressors):
+    """:func:`_parse_expression` over hashable names (a read-only vector)."""
     if feature_names is None:
         msg = (
             f'contrast "{expression}" names regressors, but the design had no '
@@ -381,42 +424,11 @@ def _parse_expression(expression, feature_names, n_regressors):
     value = evaluate(tree)
     if not isinstance(value, np.ndarray):
         raise nonlinear()
+    value.flags.writeable = False  # shared by every call with this key
     return value
 
 
 # --- Statistics ------------------------------------------------------------------
-
-
-def t_statistics(effect, variance_factor, sigma, zero_variance=()):
-    """Standard errors and t statistics of contrast rows over voxels.
-
-    The statistic of row ``k`` at voxel ``j`` is
-    ``t = effect[k, j] / sqrt(variance_factor[k] * sigma[j]**2)``, with
-    ``variance_factor = diag(C pinv(X^T W X) C^T)``.
-
-    Parameters
-    ----------
-    effect : ndarray of shape (q, n_voxels)
-    variance_factor : ndarray of shape (q,)
-    sigma : ndarray of shape (n_voxels,)
-        Residual standard deviations, exactly 0 at ``zero_variance``.
-    zero_variance : array-like of int, default=()
-        Indices of zero-variance voxels: their ``t`` is 0 where ``effect`` is
-        exactly 0 and ``+-inf`` elsewhere.
-
-    Returns
-    -------
-    stderr, t : ndarray of shape (q, n_voxels), the dtype of ``effect``
-    """
-    root = np.sqrt(variance_factor).astype(effect.dtype)
-    stderr = root[:, np.newaxis] * sigma[np.newaxis, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = effect / stderr
-    if len(zero_variance):  # 0 / 0 there: no effect, so t = 0
-        voxels = t[:, zero_variance]
-        voxels[effect[:, zero_variance] == 0] = 0.0
-        t[:, zero_variance] = voxels
-    return stderr, t
 
 
 def f_statistics(effect, contrast_covariance, sigma2, zero_variance=()):

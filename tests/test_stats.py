@@ -286,6 +286,76 @@ def test_multi_row_t_test_gives_one_map_per_row(rng):
         np.testing.assert_allclose(result.stat[k], model.t_test(row).stat, rtol=1e-14)
 
 
+@pytest.mark.parametrize(
+    "weighted",
+    [
+        [4],  # one regressor
+        [2, 3],  # two adjacent
+        [0, 7],  # two far apart: a strided view
+        [1, 4, 7],  # evenly spaced
+        [2, 3, 5],  # uneven, short span: the span is read whole
+        [0, 1, 8],  # uneven, long span: gathered
+    ],
+)
+def test_t_maps_from_the_rows_they_weight(rng, weighted):
+    """Whichever rows of coef_ a contrast weights, effect, stderr and t are
+    C @ coef_, sqrt(diag(C pinv(X^T X) C^T) sigma2_) and their ratio."""
+    from skvoxel.linear_model import _used_rows
+
+    X = make_design(40, 9, rng=rng)
+    Y = make_voxels(X, 30, rng=rng)
+    model = MassUnivariateOLS().fit(X, Y)
+    matrix = np.zeros((2, 9))
+    matrix[0, weighted] = rng.normal(size=len(weighted))
+    matrix[1, weighted[0]] = 1.0
+    result = model.t_test(matrix)
+    effect = matrix @ model.coef_
+    variance = np.diag(matrix @ np.linalg.pinv(X.T @ X) @ matrix.T)
+    stderr = np.sqrt(variance[:, np.newaxis] * model.sigma2_)
+    np.testing.assert_allclose(result.effect, effect, rtol=1e-12)
+    np.testing.assert_allclose(result.stderr, stderr, rtol=1e-12)
+    np.testing.assert_allclose(result.stat, effect / stderr, rtol=1e-12)
+    rows, _ = _used_rows(model.coef_, np.asarray(weighted))
+    gathered = weighted == [0, 1, 8]
+    assert np.shares_memory(rows, model.coef_) != gathered  # read in place
+
+
+def test_effect_and_stderr_are_computed_when_read(rng):
+    """t_test computes t; effect and stderr wait for their first read, belong
+    to the fit that made them even after a refit, and pickle as arrays."""
+    import pickle
+
+    X = make_design(30, 3, rng=rng)
+    Y = make_voxels(X, 12, rng=rng)
+    model = MassUnivariateOLS().fit(X, Y)
+    deferred, eager = model.t_test([1, -1, 0]), model.t_test([1, -1, 0])
+    assert "effect" not in vars(deferred) and "stderr" not in vars(deferred)
+    expected = {"effect": eager.effect, "stderr": eager.stderr}
+    model.fit(X, -Y[:, :5])  # new arrays: the first fit's results stand
+    for name, value in expected.items():
+        np.testing.assert_array_equal(getattr(deferred, name), value)
+        assert getattr(deferred, name) is getattr(deferred, name)  # computed once
+    unread = model.t_test([0, 1, 0])
+    restored = pickle.loads(pickle.dumps(unread))
+    assert "_deferred" not in vars(restored)
+    np.testing.assert_array_equal(restored.effect, unread.effect)
+    np.testing.assert_array_equal(restored.stderr, unread.stderr)
+    assert "stderr=array(" in repr(unread)
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        _ = unread.missing
+
+
+def test_parsed_expressions_are_not_shared(rng):
+    """Expressions are parsed once per design's names, but every call gets its
+    own matrix, and other names give other weights."""
+    first, _ = contrast_matrix("a - c", ["a", "b", "c"], 3)
+    first[0, 0] = 99.0
+    again, _ = contrast_matrix("a - c", ["a", "b", "c"], 3)
+    np.testing.assert_array_equal(again, [[1.0, 0.0, -1.0]])
+    renamed, _ = contrast_matrix("a - c", ["c", "b", "a"], 3)
+    np.testing.assert_array_equal(renamed, [[-1.0, 0.0, 1.0]])
+
+
 def test_one_dimensional_data_give_scalars(rng):
     """For 1-D y, t results are scalars and F effects (q,) arrays."""
     X = make_design(30, 3, rng=rng)
