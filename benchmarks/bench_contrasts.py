@@ -9,26 +9,20 @@ p-values and the z-scores are computed when first read. Run
 
 import argparse
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import machine, write_json  # noqa: E402
+from common import machine, timed, write_json  # noqa: E402
 
 from skvoxel import MassUnivariateOLS  # noqa: E402
 
 
 def median_time(function, repeats):
-    """Median wall time of ``repeats`` calls, in seconds."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Median wall time of ``repeats`` calls, in seconds (:func:`common.timed`)."""
+    return float(np.median([timed(function) for _ in range(repeats)]))
 
 
 def main(argv=None):

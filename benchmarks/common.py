@@ -103,9 +103,23 @@ def progress(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+# OpenBLAS's idle worker threads spin for about 2**28 cycles (0.1 s here)
+# after a multi-threaded call before they sleep. A call timed within that
+# window shares a core with the spinning thread: a skvoxel fit right after
+# the bare multiply measured 144 ms against 113 ms after a pause (W1,
+# float64; 118 ms either way with OPENBLAS_THREAD_TIMEOUT=4). Every timed
+# call therefore starts after this pause, from the same quiet state.
+SETTLE_S = 0.25
+
+
 def timed(function):
-    """Seconds one call of ``function`` takes (garbage collected before)."""
+    """Seconds one call of ``function`` takes.
+
+    Garbage is collected and BLAS threads left to fall asleep
+    (:data:`SETTLE_S`) before the clock starts.
+    """
     gc.collect()
+    time.sleep(SETTLE_S)
     start = time.perf_counter()
     result = function()
     elapsed = time.perf_counter() - start
