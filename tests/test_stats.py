@@ -443,6 +443,10 @@ def test_zero_variance_voxels(rng, dtype):
         t_result = model.t_test([1, 0, 0])
         f_result = model.f_test(np.eye(3)[:2])
         lower = model.t_test([-1, 0, 0], alternative="greater")
+        effect, stderr = t_result.effect, t_result.stderr  # computed on this read
+    np.testing.assert_array_equal(effect[[0, 2]], 0.0)  # rounding noise zeroed
+    np.testing.assert_allclose(effect[1], 3.0, rtol=1e-4)
+    np.testing.assert_array_equal(stderr[:3], 0.0)
     np.testing.assert_array_equal(t_result.stat[:3], [0.0, np.inf, 0.0])
     np.testing.assert_array_equal(t_result.p_value[:3], [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(f_result.stat[:3], [0.0, np.inf, 0.0])
