@@ -390,18 +390,15 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         t = (weights / root[:, np.newaxis]).astype(rows.dtype) @ rows
         with np.errstate(divide="ignore", invalid="ignore"):
             np.divide(t, sigma, out=t)
+        zero_effect = self._zero_variance_effect(weights, rows, root)
         if zero.size:  # sigma is 0 there: t is 0 without an effect, else +-inf
-            zero_effect = self._zero_variance_effect(weights, rows, root)
             infinite = np.copysign(np.inf, zero_effect)
             t[:, zero] = np.where(zero_effect == 0, 0.0, infinite)
         one_map = isinstance(contrast, str) or np.ndim(contrast) == 1
         shape = partial(_result_shape, one_map=one_map, one_voxel=self.coef_.ndim == 1)
 
         def effect():
-            effect = weights.astype(rows.dtype) @ rows
-            if zero.size:
-                effect[:, zero] = zero_effect
-            return shape(effect)
+            return shape(_contrast_effect(weights, rows, zero, zero_effect))
 
         def stderr():
             return shape(root.astype(rows.dtype)[:, np.newaxis] * sigma)
@@ -454,8 +451,11 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
         matrix, weights, rows = self._contrast_rows(contrast, "f_test")
         covariance = self._contrast_covariance(matrix)
-        effect = self._contrast_effect(weights, rows, np.sqrt(np.diag(covariance)))
         zero = self._zero_variance_index
+        zero_effect = self._zero_variance_effect(
+            weights, rows, np.sqrt(np.diag(covariance))
+        )
+        effect = _contrast_effect(weights, rows, zero, zero_effect)
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
         if zero.size:
             sigma2 = sigma2.copy()
@@ -502,22 +502,16 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         rows, weights_at = _used_rows(coef, used)
         return matrix, matrix[:, weights_at], rows
 
-    def _contrast_effect(self, weights, rows, row_norm):
-        """``C @ coef_`` ``(q, n_voxels)``, with rounding noise zeroed as below."""
-        effect = weights.astype(rows.dtype) @ rows
-        if self._zero_variance_index.size:
-            zero = self._zero_variance_index
-            effect[:, zero] = self._zero_variance_effect(weights, rows, row_norm)
-        return effect
-
     def _zero_variance_effect(self, weights, rows, row_norm):
         """The effects at zero-variance voxels, 0 where they are rounding noise.
 
         ``|effect|`` is rounding when below eps-ish * ``||c^T pinv|| * ||y||``,
         and ``||c^T pinv(W^1/2 X)||^2 = c^T pinv(X^T W X) c``: ``row_norm``
-        holds ``sqrt(diag(C pinv(X^T W X) C^T))``.
+        holds ``sqrt(diag(C pinv(X^T W X) C^T))``. None without such voxels.
         """
         zero = self._zero_variance_index
+        if not zero.size:
+            return None
         effect = weights.astype(rows.dtype) @ rows[:, zero]
         scale = row_norm[:, np.newaxis] * self._zero_variance_norm
         rounding = np.abs(effect) <= self._rounding * scale
@@ -550,6 +544,14 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
+
+
+def _contrast_effect(weights, rows, zero, zero_effect):
+    """``C @ coef_`` ``(q, n_voxels)``, ``zero_effect`` at the voxels ``zero``."""
+    effect = weights.astype(rows.dtype) @ rows
+    if zero.size:
+        effect[:, zero] = zero_effect
+    return effect
 
 
 def _result_shape(array, one_map, one_voxel):
