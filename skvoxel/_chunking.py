@@ -15,6 +15,7 @@ from ._ols import BlockBuffers
 __all__ = [
     "FileBlockReader",
     "for_each_block",
+    "one_blas_thread",
     "page_releaser",
     "reads_from_file",
     "resolve_chunk_size",
@@ -214,6 +215,18 @@ def _thread_pools():
     return ThreadpoolController()
 
 
+def one_blas_thread():
+    """A context in which BLAS runs on one thread.
+
+    Besides the blocks' own threads: BLAS threads spin-wait for about 0.1 s
+    after each threaded call before they sleep, taking a core from whatever
+    runs next. Everything a fit computes runs inside it, the design's small
+    factorisation too (on W3, a threaded SVD before the blocks cost the fit
+    0.25 x the bare multiply).
+    """
+    return _thread_pools().limit(limits=1, user_api="blas")
+
+
 def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     """Call ``fit_one(block_data, block, buffers)`` for every voxel block.
 
@@ -260,7 +273,7 @@ def for_each_block(fit_one, data, n_block, *, n_threads=1, progress=None):
     done = 0
     # One BLAS thread per block: the multiplies are small, and BLAS threads
     # that spin-wait between them lose badly to threads over whole blocks.
-    with _thread_pools().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         try:
             if n_threads == 1:
                 for block in blocks:

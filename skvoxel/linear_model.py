@@ -206,12 +206,14 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        factors = _ols.factor_design(
-            design, sample_weight, rcond=self.rcond, dtype=dtype
-        )
-
+        # One BLAS thread: threaded BLAS would leave its threads spinning
+        # into the blocks' threads that follow (see one_blas_thread).
+        with _chunking.one_blas_thread():
+            factors = _ols.factor_design(
+                design, sample_weight, rcond=self.rcond, dtype=dtype
+            )
+            kernel = _ols.block_kernel(factors, sample_weight, dtype)
         pinv = factors.pinv.astype(dtype)
-        kernel = _ols.block_kernel(factors, sample_weight, dtype)
         coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
         rss, tss, sum_squares, rss_scale = (
             np.empty(n_voxels, dtype=dtype) for _ in range(4)

@@ -14,6 +14,7 @@ from sklearn import config_context
 from skvoxel._chunking import (
     FileBlockReader,
     for_each_block,
+    one_blas_thread,
     page_releaser,
     reads_from_file,
     resolve_chunk_size,
@@ -129,6 +130,48 @@ def test_for_each_block_visits_every_block_once(n_threads):
     np.testing.assert_array_equal(seen, 1)
     assert reported[-1] == 103 and reported == sorted(reported)
     assert len(buffers_of_thread) <= n_threads
+
+
+def blas_threads():
+    """The most threads any BLAS library of the process will use now."""
+    from threadpoolctl import threadpool_info
+
+    counts = [
+        info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+    ]
+    if not counts:
+        pytest.skip("threadpoolctl finds no BLAS library here")
+    return max(counts)
+
+
+def test_blocks_and_the_design_run_on_one_blas_thread(monkeypatch, rng):
+    """BLAS runs on one thread in the blocks and while the design is
+    factored: threaded BLAS leaves threads spinning into the blocks' own."""
+    from skvoxel import MassUnivariateOLS, _ols
+
+    with one_blas_thread():
+        assert blas_threads() == 1
+    seen = []
+    factor_design = _ols.factor_design
+    fit_block = _ols.fit_block
+
+    def factor_and_record(*args, **kwargs):
+        seen.append(("design", blas_threads()))
+        return factor_design(*args, **kwargs)
+
+    def fit_and_record(*args, **kwargs):
+        seen.append(("block", blas_threads()))
+        return fit_block(*args, **kwargs)
+
+    monkeypatch.setattr(_ols, "factor_design", factor_and_record)
+    monkeypatch.setattr(_ols, "fit_block", fit_and_record)
+    before = blas_threads()
+    MassUnivariateOLS(chunk_size=10, n_jobs=2).fit(
+        rng.normal(size=(30, 3)), rng.normal(size=(30, 25))
+    )
+    assert seen[0] == ("design", 1)
+    assert sorted(set(seen[1:])) == [("block", 1)] and len(seen) == 4
+    assert blas_threads() == before  # restored afterwards
 
 
 def test_reads_from_file_knows_memmaps_and_their_views(tmp_path):
