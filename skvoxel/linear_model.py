@@ -206,56 +206,57 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
-        # One BLAS thread: threaded BLAS would leave its threads spinning
-        # into the blocks' threads that follow (see one_blas_thread).
+        # One BLAS thread from the design's factorisation to the last block:
+        # threaded BLAS leaves its threads spinning into whatever runs next,
+        # here the blocks' own threads (see one_blas_thread).
         with _chunking.one_blas_thread():
             factors = _ols.factor_design(
                 design, sample_weight, rcond=self.rcond, dtype=dtype
             )
             kernel = _ols.block_kernel(factors, sample_weight, dtype)
-        pinv = factors.pinv.astype(dtype)
-        coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
-        rss, tss, sum_squares, rss_scale = (
-            np.empty(n_voxels, dtype=dtype) for _ in range(4)
-        )
-        n_threads = _chunking.resolve_n_threads(self.n_jobs)
-        # Blocks read in place cost no memory; copies and blocks read from a
-        # memmap's file into a buffer do.
-        in_place = _ols.reads_in_place(
-            data, dtype, sample_weight
-        ) and not _chunking.reads_from_file(data)
-        n_block = _chunking.resolve_chunk_size(
-            self.chunk_size,
-            n_samples,
-            n_voxels,
-            dtype,
-            n_threads,
-            in_place=in_place,
-            # The multiply's output and the mean: rank + 2 rows at most.
-            n_work_rows=factors.rank + 2,
-        )
-
-        def fit_one(block_data, block, buffers):
-            # Written in place: no block-sized copies, no fresh pages.
-            out = _ols.BlockFit(
-                coef[:, block],
-                rss[block],
-                tss[block],
-                sum_squares[block],
-                rss_scale[block],
+            pinv = factors.pinv.astype(dtype)
+            coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
+            rss, tss, sum_squares, rss_scale = (
+                np.empty(n_voxels, dtype=dtype) for _ in range(4)
             )
-            _ols.fit_block(kernel, block_data, buffers, out=out)
-
-        with _progress.Progress(
-            n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
-        ) as progress:
-            _chunking.for_each_block(
-                fit_one,
-                data,
-                n_block,
-                n_threads=n_threads,
-                progress=progress.update,
+            n_threads = _chunking.resolve_n_threads(self.n_jobs)
+            # Blocks read in place cost no memory; copies and blocks read from a
+            # memmap's file into a buffer do.
+            in_place = _ols.reads_in_place(
+                data, dtype, sample_weight
+            ) and not _chunking.reads_from_file(data)
+            n_block = _chunking.resolve_chunk_size(
+                self.chunk_size,
+                n_samples,
+                n_voxels,
+                dtype,
+                n_threads,
+                in_place=in_place,
+                # The multiply's output and the mean: rank + 2 rows at most.
+                n_work_rows=factors.rank + 2,
             )
+
+            def fit_one(block_data, block, buffers):
+                # Written in place: no block-sized copies, no fresh pages.
+                out = _ols.BlockFit(
+                    coef[:, block],
+                    rss[block],
+                    tss[block],
+                    sum_squares[block],
+                    rss_scale[block],
+                )
+                _ols.fit_block(kernel, block_data, buffers, out=out)
+
+            with _progress.Progress(
+                n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
+            ) as progress:
+                _chunking.for_each_block(
+                    fit_one,
+                    data,
+                    n_block,
+                    n_threads=n_threads,
+                    progress=progress.update,
+                )
         _check_finite_fit(rss)
 
         n_effective = (
