@@ -296,10 +296,12 @@ def _evaluate(coefficients, u):
     x = scaled - piece
     x *= 2.0
     x -= 1.0
-    value = coefficients[_DEGREE].take(piece)
+    # Pieces lie in the table by construction (u is capped, NaN too, by
+    # fmin): "clip" skips take's bounds check, a sixth of the cost.
+    value = coefficients[_DEGREE].take(piece, mode="clip")
     for k in range(_DEGREE - 1, -1, -1):
         value *= x
-        value += coefficients[k].take(piece)
+        value += coefficients[k].take(piece, mode="clip")
     return value, piece
 
 
@@ -315,7 +317,7 @@ def _tabulated_tail(table, stat_type, df_num, df_denom, stat):
     tail = np.exp(log_tail, out=log_tail)
     # A tail cannot exceed its value at 0 (a rounding step above it can).
     np.minimum(tail, 1.0 if stat_type == "F" else 0.5, out=tail)
-    slow = np.flatnonzero(~table.exact.take(piece))
+    slow = np.flatnonzero(~table.exact.take(piece, mode="clip"))
     if slow.size:
         tail[slow] = _exact_small_tail(stat_type, stat[slow], df_num, df_denom)
     return tail
@@ -328,7 +330,7 @@ def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail):
     if stat_type == "t":
         with np.errstate(invalid="ignore"):  # inf * 0: scipy's value follows
             z *= stat
-    slow = np.flatnonzero(~table.exact.take(piece))
+    slow = np.flatnonzero(~table.exact.take(piece, mode="clip"))
     if slow.size:
         z[slow] = _exact_z(stat_type, stat[slow], df_num, df_denom, tail[slow])
     return z
