@@ -216,13 +216,14 @@ def _thread_pools():
 
 
 def one_blas_thread():
-    """A context in which BLAS runs on one thread.
+    """A context in which BLAS runs on one thread; the blocks' threads share
+    the cores.
 
-    Besides the blocks' own threads: BLAS threads spin-wait for about 0.1 s
-    after each threaded call before they sleep, taking a core from whatever
-    runs next. Everything a fit computes runs inside it, the design's small
-    factorisation too (on W3, a threaded SVD before the blocks cost the fit
-    0.25 x the bare multiply).
+    BLAS threads spin-wait for about 0.1 s after each threaded call before
+    they sleep, taking a core from whatever runs next. Everything a fit
+    computes runs inside this context, the design's small factorisation too
+    (on W3, a threaded SVD before the blocks cost the fit 0.25 x the bare
+    multiply).
     """
     return _thread_pools().limit(limits=1, user_api="blas")
 
