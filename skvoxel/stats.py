@@ -302,7 +302,8 @@ def contrast_matrix(contrast, feature_names, n_regressors):
             raise ValueError(msg)
         label = _ArrayLabel(matrix)
         rows = matrix.reshape(1, -1) if matrix.ndim == 1 else matrix
-    matrix = np.asarray(rows, dtype=np.float64)  # a copy already, for arrays
+    # A new array for a list of rows; arrays were copied above.
+    matrix = np.asarray(rows, dtype=np.float64)
     if matrix.shape[1] != n_regressors:
         msg = (
             f"contrast has {matrix.shape[1]} columns, but MassUnivariateOLS was "
@@ -338,9 +339,11 @@ def _parse_expression(expression, feature_names, n_regressors):
 
     Parsing costs more than a t map of many voxels, and the same few
     expressions come back for every fit of a design: each is parsed once.
+    The vector is shared and read-only; :func:`contrast_matrix` stacks the
+    rows into an array of its own.
     """
     names = None if feature_names is None else tuple(map(str, feature_names))
-    return _parsed_expression(expression, names, n_regressors).copy()
+    return _parsed_expression(expression, names, n_regressors)
 
 
 @lru_cache(maxsize=1024)
