@@ -1,6 +1,7 @@
 """Tails of the t and F laws and their z-scores: exact, and tabulated for maps."""
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache, partial
 from typing import NamedTuple
@@ -194,27 +195,34 @@ class TailTable(NamedTuple):
     """Piecewise polynomials for the tails of one law, over ``u`` in pieces.
 
     On piece ``i`` (``u`` in ``[i, i + 1) / _PIECES_PER_UNIT``) with local
-    coordinate ``x`` in ``[-1, 1)``, ``sum(coef[k, i] * x**k)`` gives the
-    logarithm of the small tail and the z-score (divided by ``u`` for t,
-    whose z is then accurate relative to itself down to ``t = 0``). The last
-    piece stands for everything beyond the table.
+    coordinate ``x`` in ``[-1/2, 1/2)``, ``sum(coef[k, i] * x**k)`` gives the
+    small tail itself, its logarithm, and the z-score (divided by ``u`` for
+    t, whose z is then accurate relative to itself down to ``t = 0``). The
+    last piece stands for everything beyond the table.
     """
 
+    tail: np.ndarray
+    """``(_DEGREE + 1, n_pieces + 1)`` power-basis coefficients."""
     log_tail: np.ndarray
     """``(_DEGREE + 1, n_pieces + 1)`` power-basis coefficients."""
     z_part: np.ndarray
     """``(_DEGREE + 1, n_pieces + 1)`` power-basis coefficients."""
+    direct: np.ndarray
+    """``(n_pieces + 1,)`` bool: pieces whose ``tail`` polynomial is within
+    ``_TOLERANCE`` of scipy, relative, at every check point (no ``exp``
+    needed); the far tail, where the tail falls too steeply across a piece,
+    is not."""
     exact: np.ndarray
-    """``(n_pieces + 1,)`` bool: pieces within ``_TOLERANCE`` of scipy at
-    every check point; False for the piece beyond the table."""
+    """``(n_pieces + 1,)`` bool: pieces whose ``log_tail`` and ``z_part``
+    are within ``_TOLERANCE`` of scipy at every check point; False for the
+    piece beyond the table."""
 
 
-def _exact_log_tail_and_z(stat_type, u, df_num, df_denom):
-    """Exact log small tail and z-score at ``u >= 0`` (``stat = u`` or ``u**2``)."""
+def _exact_tail_and_z(stat_type, u, df_num, df_denom):
+    """Exact small tail and z-score at ``u >= 0`` (``stat = u`` or ``u**2``)."""
     stat = u * u if stat_type == "F" else u
     tail = _exact_small_tail(stat_type, stat, df_num, df_denom)
-    with np.errstate(divide="ignore"):
-        return np.log(tail), _exact_z(stat_type, stat, df_num, df_denom, tail)
+    return tail, _exact_z(stat_type, stat, df_num, df_denom, tail)
 
 
 @lru_cache(maxsize=32)
@@ -245,15 +253,19 @@ def tail_table(stat_type, df_num, df_denom):
     starts = np.arange(n_pieces) * width
     nodes = np.cos(np.pi * (np.arange(_DEGREE + 1) + 0.5) / (_DEGREE + 1))
     u = (starts[:, np.newaxis] + (nodes + 1.0) * (width / 2)).ravel()
-    log_tail, z_part = _exact_log_tail_and_z(stat_type, u, df_num, df_denom)
+    tail, z_part = _exact_tail_and_z(stat_type, u, df_num, df_denom)
+    with np.errstate(divide="ignore"):
+        log_tail = np.log(tail)
     if stat_type == "t":
         z_part /= u  # z / |t|: smooth, and keeps z's relative accuracy near 0
-    # Values at the Chebyshev points -> Chebyshev -> power coefficients.
+    # Values at the Chebyshev points -> Chebyshev -> power coefficients in
+    # the node variable (on [-1, 1]) -> in x = node / 2 (on [-1/2, 1/2)),
+    # which is scaling power k by 2**k: exact in binary.
     to_chebyshev = np.linalg.inv(chebyshev.chebvander(nodes, _DEGREE))
     to_power = np.zeros((_DEGREE + 1, _DEGREE + 1))
     for k in range(_DEGREE + 1):  # row k: the power coefficients of T_k
         to_power[k, : k + 1] = chebyshev.cheb2poly(np.eye(k + 1)[k])
-    fit = to_chebyshev.T @ to_power  # values at nodes -> power coefficients
+    fit = to_chebyshev.T @ to_power * 2.0 ** np.arange(_DEGREE + 1)
     beyond = np.zeros((_DEGREE + 1, _TABLE_END * _PIECES_PER_UNIT - n_pieces + 1))
     with np.errstate(invalid="ignore"):
         # Row k holds every piece's coefficient of x**k, contiguous for take.
@@ -261,72 +273,119 @@ def tail_table(stat_type, df_num, df_denom):
             np.ascontiguousarray(
                 np.hstack([(values.reshape(n_pieces, -1) @ fit).T, beyond])
             )
-            for values in (log_tail, z_part)
+            for values in (tail, log_tail, z_part)
         ]
 
     checks = np.array([-1.0, -0.6, -0.2, 0.2, 0.6, 1.0 - 2.0**-20])
     u_check = (starts[:, np.newaxis] + (checks + 1.0) * (width / 2)).ravel()
-    exact_log_tail, exact_z = _exact_log_tail_and_z(
-        stat_type, u_check, df_num, df_denom
-    )
-    with np.errstate(invalid="ignore", over="ignore"):
-        log_tail_check, _ = _evaluate(coefficients[0], u_check)
-        z_check, _ = _evaluate(coefficients[1], u_check)
+    exact_tail, exact_z = _exact_tail_and_z(stat_type, u_check, df_num, df_denom)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        tail_check, log_tail_check, z_check = (
+            _evaluate(array, u_check)[0] for array in coefficients
+        )
         if stat_type == "t":
             z_check *= u_check
+        direct_ok = np.abs(tail_check - exact_tail) <= _TOLERANCE * exact_tail
         # |log p - log p'| is the relative error of p.
-        tail_ok = np.abs(log_tail_check - exact_log_tail) <= _TOLERANCE
+        log_ok = np.abs(log_tail_check - np.log(exact_tail)) <= _TOLERANCE
         z_ok = np.abs(z_check - exact_z) <= _TOLERANCE * np.fmax(np.abs(exact_z), 1.0)
-    good = (tail_ok & z_ok).reshape(n_pieces, -1).all(axis=1)
-    exact = np.zeros(_TABLE_END * _PIECES_PER_UNIT + 1, dtype=bool)
-    exact[:n_pieces] = good
-    exact.setflags(write=False)
+
+    def every_check(ok):
+        flags = np.zeros(_TABLE_END * _PIECES_PER_UNIT + 1, dtype=bool)
+        flags[:n_pieces] = ok.reshape(n_pieces, -1).all(axis=1)
+        flags.setflags(write=False)
+        return flags
+
     for array in coefficients:
         array.setflags(write=False)
-    return TailTable(*coefficients, exact)
+    return TailTable(
+        *coefficients, direct=every_check(direct_ok), exact=every_check(log_ok & z_ok)
+    )
 
 
-def _evaluate(coefficients, u):
+class _Workspace:
+    """Arrays one thread reuses from chunk to chunk of a map.
+
+    A fresh temporary of a chunk's size costs page faults on every chunk;
+    reused arrays cost them once (the tables' evaluation: 0.5 ms of a
+    chunk's 1 ms went to allocating its temporaries).
+    """
+
+    def __init__(self, size):
+        self.size = size
+        self.u, self.x, self.whole, self.term = (np.empty(size) for _ in range(4))
+        self.piece = np.empty(size, dtype=np.intp)
+
+
+_local = threading.local()
+
+
+def _workspace(size):
+    """This thread's workspace, with room for ``size`` values."""
+    work = getattr(_local, "work", None)
+    if work is None or work.size < size:
+        work = _local.work = _Workspace(max(size, CACHE_CHUNK))
+    return work
+
+
+def _evaluate(coefficients, u, out=None):
     """Evaluate a table's polynomials at ``u >= 0``; return values and pieces.
 
-    NaN and values beyond the table land on the last piece (zeros).
+    NaN and values beyond the table land on the last piece (zeros). The
+    values go into ``out`` (a new array if None); the pieces are a view of
+    this thread's workspace, valid until its next evaluation.
     """
-    scaled = np.fmin(u, _TABLE_END) * _PIECES_PER_UNIT
-    piece = scaled.astype(np.intp)
-    x = scaled - piece
-    x *= 2.0
-    x -= 1.0
+    n = u.size
+    work = _workspace(n)
+    x, whole, term, piece = work.x[:n], work.whole[:n], work.term[:n], work.piece[:n]
+    value = np.empty(n) if out is None else out
+    np.multiply(u, _PIECES_PER_UNIT, out=x)
+    np.fmin(x, _TABLE_END * _PIECES_PER_UNIT, out=x)  # beyond the table, NaN too
+    np.floor(x, out=whole)
+    np.copyto(piece, whole, casting="unsafe")
+    whole += 0.5
+    np.subtract(x, whole, out=x)  # in [-1/2, 1/2) on the piece
     # Pieces lie in the table by construction (u is capped, NaN too, by
     # fmin): "clip" skips take's bounds check, a sixth of the cost.
-    value = coefficients[_DEGREE].take(piece, mode="clip")
+    coefficients[_DEGREE].take(piece, out=value, mode="clip")
     for k in range(_DEGREE - 1, -1, -1):
         value *= x
-        value += coefficients[k].take(piece, mode="clip")
+        value += coefficients[k].take(piece, out=term, mode="clip")
     return value, piece
 
 
 def _magnitude(stat_type, stat):
-    """The tables' variable: ``|t|``, or ``sqrt(F)``."""
-    return np.sqrt(stat) if stat_type == "F" else np.abs(stat)
+    """The tables' variable, ``|t|`` or ``sqrt(F)``, in this thread's workspace."""
+    u = _workspace(stat.size).u[: stat.size]
+    return np.sqrt(stat, out=u) if stat_type == "F" else np.abs(stat, out=u)
 
 
-def _tabulated_tail(table, stat_type, df_num, df_denom, stat):
-    """Small tails of ``stat`` from the table; scipy where it is not exact."""
+def _tabulated_tail(table, stat_type, df_num, df_denom, stat, out=None):
+    """Small tails of ``stat`` from the table; scipy where it is not exact.
+
+    The tail polynomial where it holds (every value of most maps), its
+    logarithm's and ``exp`` in the far tail, scipy where neither does.
+    """
     u = _magnitude(stat_type, stat)
-    log_tail, piece = _evaluate(table.log_tail, u)
-    tail = np.exp(log_tail, out=log_tail)
+    tail, piece = _evaluate(table.tail, u, out)
     # A tail cannot exceed its value at 0 (a rounding step above it can).
     np.minimum(tail, 1.0 if stat_type == "F" else 0.5, out=tail)
-    slow = np.flatnonzero(~table.exact.take(piece, mode="clip"))
-    if slow.size:
-        tail[slow] = _exact_small_tail(stat_type, stat[slow], df_num, df_denom)
+    far = np.flatnonzero(~table.direct.take(piece, mode="clip"))
+    if far.size:
+        far_tail, far_piece = _evaluate(table.log_tail, u[far])
+        np.exp(far_tail, out=far_tail)
+        slow = np.flatnonzero(~table.exact.take(far_piece, mode="clip"))
+        if slow.size:
+            far_stat = stat[far[slow]]
+            far_tail[slow] = _exact_small_tail(stat_type, far_stat, df_num, df_denom)
+        tail[far] = far_tail
     return tail
 
 
-def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail):
+def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail, out=None):
     """z-scores of ``stat`` from the table; scipy where it is not exact."""
     u = _magnitude(stat_type, stat)
-    z, piece = _evaluate(table.z_part, u)
+    z, piece = _evaluate(table.z_part, u, out)
     if stat_type == "t":
         with np.errstate(invalid="ignore"):  # inf * 0: scipy's value follows
             z *= stat
@@ -336,13 +395,15 @@ def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail):
     return z
 
 
-def _on_every_core(function, *arrays, dtype=np.float64):
+def _on_every_core(function, *arrays, dtype=np.float64, writes_out=False):
     """``function(*arrays)``, elementwise, split over threads on every core.
 
     scipy's special functions and numpy release the GIL, so threads run side
     by side; each calls ``function`` on runs of ``CACHE_CHUNK`` values,
     converted to float64 there, so that temporaries stay in cache and no
     float64 copy of a whole float32 map is made. The result is ``dtype``.
+    With ``writes_out``, ``function`` takes ``out=``, a float64 run of the
+    result to write into (when the result is float64).
     """
     shape = np.shape(arrays[0])
     flat = [np.ravel(array) for array in arrays]
@@ -350,12 +411,16 @@ def _on_every_core(function, *arrays, dtype=np.float64):
     out = np.empty(size, dtype=dtype)
     n_threads = max(min(os.cpu_count() or 1, size // PARALLEL_FROM), 1)
     bounds = np.linspace(0, size, n_threads + 1).astype(int)
+    in_place = writes_out and out.dtype == np.float64
 
     def run(i):
         for start in range(bounds[i], bounds[i + 1], CACHE_CHUNK):
             stop = min(start + CACHE_CHUNK, bounds[i + 1])
             chunks = (np.asarray(a[start:stop], dtype=np.float64) for a in flat)
-            out[start:stop] = function(*chunks)
+            if in_place:
+                function(*chunks, out=out[start:stop])
+            else:
+                out[start:stop] = function(*chunks)
 
     if n_threads == 1:
         run(0)
@@ -388,11 +453,13 @@ def small_tail(stat_type, stat, df_num, df_denom):
         function = partial(
             _exact_small_tail, stat_type, df_num=df_num, df_denom=df_denom
         )
+        writes_out = False
     else:
         table = tail_table(stat_type, df_num, df_denom)
         function = partial(_tabulated_tail, table, stat_type, df_num, df_denom)
+        writes_out = True
     with np.errstate(over="ignore"):
-        return _on_every_core(function, stat)
+        return _on_every_core(function, stat, writes_out=writes_out)
 
 
 def z_score(stat_type, stat, df_num, df_denom, tail, dtype=np.float64):
@@ -421,7 +488,10 @@ def z_score(stat_type, stat, df_num, df_denom, tail, dtype=np.float64):
 
         def function(chunk, tail_chunk):
             return exact(chunk, tail=tail_chunk)
+
+        writes_out = False
     else:
         table = tail_table(stat_type, df_num, df_denom)
         function = partial(_tabulated_z, table, stat_type, df_num, df_denom)
-    return _on_every_core(function, stat, tail, dtype=dtype)
+        writes_out = True
+    return _on_every_core(function, stat, tail, dtype=dtype, writes_out=writes_out)

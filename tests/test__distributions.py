@@ -60,8 +60,9 @@ def test_f_tables_match_scipy(rng, tabulated, df_num, df_denom):
 
 
 def test_t_table_on_one_degree_of_freedom_matches_the_closed_form(rng, tabulated):
-    """Cauchy: P(T > t) = atan2(1, t) / pi; the table keeps 1e-12 near t = 0,
-    where scipy's incomplete beta loses digits (2.5e-11 at t = 1e-7)."""
+    """Cauchy: P(T > t) = atan2(1, t) / pi, and F(1, 1) its square; the table
+    keeps 1e-12 near 0, where scipy's incomplete beta loses digits (2.5e-11
+    at t = 1e-7)."""
     t = np.concatenate([rng.normal(size=20_000), 10.0 ** -rng.uniform(0, 9, 1_000)])
     t = np.concatenate([t, rng.uniform(0, 63.9, 5_000)])
     magnitude = np.abs(t)
@@ -71,6 +72,10 @@ def test_t_table_on_one_degree_of_freedom_matches_the_closed_form(rng, tabulated
     exact_z = np.copysign(-special.ndtri(exact), t)
     np.testing.assert_array_less(
         np.abs(z - exact_z), TOLERANCE * np.fmax(np.abs(exact_z), 1.0)
+    )
+    # F(1, 1) is the law of t**2: P(F > f) = 2 atan2(1, sqrt(f)) / pi.
+    np.testing.assert_allclose(
+        small_tail("F", t * t, 1, 1), 2.0 * exact, rtol=TOLERANCE
     )
 
 
@@ -85,9 +90,13 @@ def test_tables_match_scipy_on_any_law(df, seed, scale):
     t = np.random.default_rng(seed).normal(size=2_000) * scale
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_distributions, "TABLE_FROM", 0)
-        if df > 1:  # (scipy is the less accurate one on 1 df, near 0: see above)
+        df_num = 1 + seed % 4
+        # On (1, 1) degrees of freedom scipy is the less accurate one near 0:
+        # those laws are checked against their closed form above.
+        if df > 1:
             assert_close_to_exact("t", t, 1, df)
-        assert_close_to_exact("F", t * t, 1 + seed % 4, df)
+        if df > 1 or df_num > 1:
+            assert_close_to_exact("F", t * t, df_num, df)
 
 
 def test_values_the_table_cannot_give_come_from_scipy(tabulated):
@@ -130,3 +139,32 @@ def test_small_maps_use_scipy_directly(rng):
         small_tail("t", t, 1, 77), _distributions._exact_small_tail("t", t, 1, 77)
     )
     assert tail_table.cache_info().currsize == 0
+
+
+def test_most_tails_need_no_exp_and_the_far_tail_keeps_its_logarithm(tabulated):
+    """The tail polynomial covers the values maps hold; where the tail falls
+    too steeply across a piece (a near-normal law beyond |t| = 10) the log
+    table or scipy take over, and all stay within 1e-12 of scipy."""
+    table = tail_table("t", 1, 100_000)
+    pieces_per_unit = _distributions._PIECES_PER_UNIT
+    assert table.direct[: 8 * pieces_per_unit].all()
+    assert not table.direct[12 * pieces_per_unit : 30 * pieces_per_unit].any()
+    t = np.concatenate([np.linspace(-8, 8, 4_001), np.linspace(9, 30, 4_001)])
+    exact = _distributions._exact_small_tail("t", t, 1, 100_000)
+    np.testing.assert_allclose(small_tail("t", t, 1, 100_000), exact, rtol=TOLERANCE)
+
+
+def test_chunks_of_any_size_reuse_the_workspace_safely(rng, tabulated, monkeypatch):
+    """A thread's workspace serves chunks of every size in turn (a large map,
+    then a small one, then a far-tail subset): values stay scipy's."""
+    monkeypatch.setattr(_distributions, "CACHE_CHUNK", 1_000)
+    for size in (5_000, 37, 2_500):
+        t = rng.normal(size=size) * 10
+        exact = _distributions._exact_small_tail("t", t, 1, 40)
+        tail = small_tail("t", t, 1, 40)
+        np.testing.assert_allclose(tail, exact, rtol=TOLERANCE)
+        exact_z = _distributions._exact_z("t", t, 1, 40, exact)
+        np.testing.assert_array_less(
+            np.abs(z_score("t", t, 1, 40, tail) - exact_z),
+            TOLERANCE * np.fmax(np.abs(exact_z), 1.0),
+        )
