@@ -215,10 +215,18 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
             kernel = _ols.block_kernel(factors, sample_weight, dtype)
             pinv = factors.pinv.astype(dtype)
-            coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
-            rss, tss, sum_squares, rss_scale = (
-                np.empty(n_voxels, dtype=dtype) for _ in range(4)
+            n_effective = (
+                n_samples
+                if sample_weight is None
+                else int(np.count_nonzero(sample_weight))
             )
+            df_resid = n_effective - factors.rank
+            rounding = _ols.rounding_tolerance(n_effective, dtype)
+            coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
+            rss, r2, sigma2, sigma = (np.empty(n_voxels, dtype=dtype) for _ in range(4))
+            # Per block: its zero-variance voxels and their data's norms, and
+            # whether its data were finite (blocks may finish in any order).
+            zero_variance, finite = {}, {}
             n_threads = _chunking.resolve_n_threads(self.n_jobs)
             # Blocks read in place cost no memory; copies and blocks read from a
             # memmap's file into a buffer do.
@@ -237,15 +245,21 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
 
             def fit_one(block_data, block, buffers):
-                # Written in place: no block-sized copies, no fresh pages.
-                out = _ols.BlockFit(
-                    coef[:, block],
-                    rss[block],
-                    tss[block],
-                    sum_squares[block],
-                    rss_scale[block],
-                )
+                # Written in place: no block-sized copies, no fresh pages. The
+                # sums only the statistics need stay in the thread's buffers.
+                width = block.stop - block.start
+                sums = (buffers.get(name, 1, dtype, width)[0] for name in _SUMS)
+                out = _ols.BlockFit(coef[:, block], rss[block], *sums)
                 _ols.fit_block(kernel, block_data, buffers, out=out)
+                # The statistics while the block's sums are in cache.
+                zero = _statistics_from_sums(
+                    out, df_resid, rounding, r2[block], sigma2[block], sigma[block]
+                )
+                zero_variance[block.start] = (
+                    zero + block.start,
+                    np.sqrt(out.sum_squares[zero]),
+                )
+                finite[block.start] = bool(np.isfinite(out.rss).all())
 
             with _progress.Progress(
                 n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
@@ -257,37 +271,32 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     n_threads=n_threads,
                     progress=progress.update,
                 )
-        _check_finite_fit(rss)
+        if not all(finite.values()):
+            _check_finite_fit(rss)
 
-        n_effective = (
-            n_samples if sample_weight is None else int(np.count_nonzero(sample_weight))
-        )
         self.pinv_ = pinv
         self.rank_ = factors.rank
         self.singular_values_ = factors.singular_values
-        self.df_resid_ = n_effective - factors.rank
+        self.df_resid_ = df_resid
         # What every later contrast needs, so none refits or reads y again.
         self._cov_unscaled = factors.cov_unscaled
         self._row_space = factors.row_space
-        self._rounding = _ols.rounding_tolerance(n_effective, dtype)
-        zero_variance = rss <= self._rounding * rss_scale
-        self._zero_variance_index = np.flatnonzero(zero_variance)
-        self._zero_variance_norm = np.sqrt(sum_squares[zero_variance])
-        r2 = _r2_from_sums(rss, tss, rss_scale, zero_variance, self._rounding)
+        self._rounding = rounding
+        starts = sorted(zero_variance)
+        self._zero_variance_index = np.concatenate(
+            [zero_variance[start][0] for start in starts]
+        )
+        self._zero_variance_norm = np.concatenate(
+            [zero_variance[start][1] for start in starts]
+        )
+        # Residual standard deviations for t tests: 0 exactly where the
+        # variance is zero up to rounding (see _zero_variance_effect).
+        self._sigma = sigma
 
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
         else:
             intercept = 0.0
-        if self.df_resid_ > 0:
-            sigma2 = rss / dtype.type(self.df_resid_)
-        else:
-            sigma2 = np.full_like(rss, np.nan)
-        # Residual standard deviations for t tests: 0 exactly where the
-        # variance is zero up to rounding (see _zero_variance_effect).
-        sigma = np.sqrt(sigma2)
-        sigma[self._zero_variance_index] = 0.0
-        self._sigma = sigma
         if y.ndim == 1:
             coef = coef[:, 0]
             intercept = intercept if np.isscalar(intercept) else float(intercept[0])
@@ -624,15 +633,48 @@ def _check_finite_fit(rss):
         raise ValueError(msg)
 
 
-def _r2_from_sums(rss, tss, scale, zero_residual, rounding):
-    """Per-voxel R^2 = 1 - rss / tss, as ``r2_score`` defines it.
+# The per-voxel sums a block's statistics need beyond rss (BlockFit's fields).
+_SUMS = ("tss", "sum_squares", "rss_scale")
 
-    Constant voxels (``tss`` zero up to rounding relative to ``scale``, the
-    sum of squares it was computed from) follow ``r2_score``'s
-    ``force_finite``: 1 when fitted exactly, 0 otherwise.
+
+def _statistics_from_sums(sums, df_resid, rounding, r2, sigma2, sigma):
+    """A block's R^2, residual variance and sd from its sums, into the arrays.
+
+    ``sigma2 = rss / df_resid`` (NaN without residual degrees of freedom);
+    ``sigma`` is its square root, but 0 exactly where the variance is zero
+    up to rounding: ``rss`` below ``rounding`` times the sum of squares it
+    was computed from (see ``MassUnivariateOLS._zero_variance_effect``).
+    R^2 is ``1 - rss / tss``, as ``r2_score`` defines it; constant voxels
+    (``tss`` zero up to rounding) follow ``r2_score``'s ``force_finite``: 1
+    when fitted exactly, 0 otherwise.
+
+    Parameters
+    ----------
+    sums : skvoxel._ols.BlockFit
+        The block's ``rss``, ``tss`` and ``rss_scale``.
+    df_resid : int
+    rounding : float
+        :func:`skvoxel._ols.rounding_tolerance` of the fit.
+    r2, sigma2, sigma : ndarray of shape (n_block,)
+        Written in place.
+
+    Returns
+    -------
+    zero : ndarray of int
+        The block's zero-variance voxels, positions within the block.
     """
+    rss, tss, scale = sums.rss, sums.tss, sums.rss_scale
+    zero_residual = rss <= rounding * scale
     constant = tss <= rounding * scale
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = 1.0 - rss / tss
+        np.divide(rss, tss, out=r2)
+        np.subtract(1.0, r2, out=r2)
     r2[constant] = np.where(zero_residual[constant], 1.0, 0.0)
-    return r2
+    if df_resid > 0:
+        np.divide(rss, rss.dtype.type(df_resid), out=sigma2)
+    else:
+        sigma2.fill(np.nan)
+    np.sqrt(sigma2, out=sigma)
+    zero = np.flatnonzero(zero_residual)
+    sigma[zero] = 0.0
+    return zero

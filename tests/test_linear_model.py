@@ -138,6 +138,43 @@ def test_every_chunk_size_and_thread_count_gives_the_same_fit(
     np.testing.assert_allclose(blocked.rss_, whole.rss_, rtol=rtol, atol=rss_atol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_block_statistics_equal_the_one_block_fit(rng, dtype, n_jobs):
+    """R^2, sigma2_, the zero-variance voxels and the t maps built on them are
+    the same whether blocks of 7 voxels, on any thread, or one block give
+    them: exact fits and constant voxels sit in several blocks."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 60, rng=rng, baseline=100.0)
+    Y[:, [3, 17, 18, 44]] = X @ rng.normal(size=(3, 4))  # exact fits
+    Y[:, [9, 58]] = 5.0  # constant voxels
+    Y = Y.astype(dtype)
+    whole = MassUnivariateOLS(chunk_size=60).fit(X, Y)
+    blocked = MassUnivariateOLS(chunk_size=7, n_jobs=n_jobs).fit(X, Y)
+    np.testing.assert_array_equal(blocked._zero_variance_index, [3, 9, 17, 18, 44, 58])
+    np.testing.assert_array_equal(
+        blocked._zero_variance_index, whole._zero_variance_index
+    )
+    rtol = 50 * np.finfo(dtype).eps * X.shape[0]
+    np.testing.assert_allclose(
+        blocked._zero_variance_norm, whole._zero_variance_norm, rtol=rtol
+    )
+    # Rounding in rss is relative to the sum of squares it came from.
+    Y64 = Y.astype(np.float64)
+    sum_squares = (Y64**2).sum(axis=0)
+    centred = ((Y64 - Y64.mean(axis=0)) ** 2).sum(axis=0)
+    atol = rtol * sum_squares.max() / whole.df_resid_
+    np.testing.assert_allclose(blocked.sigma2_, whole.sigma2_, rtol=rtol, atol=atol)
+    spread = np.divide(sum_squares, centred, out=np.ones(60), where=centred > 0)
+    r2_error = np.abs(blocked.r2_ - whole.r2_)
+    np.testing.assert_array_less(r2_error, rtol * spread + 1e-300)
+    zero = [3, 9, 17, 18, 44, 58]
+    np.testing.assert_array_equal(blocked.r2_[zero], np.ones(6))
+    np.testing.assert_array_equal(blocked.sigma2_[zero] <= atol, np.ones(6, bool))
+    t_whole, t_blocked = (m.t_test([1.0, -1.0, 0.0]).stat for m in (whole, blocked))
+    np.testing.assert_array_equal(t_blocked[zero], t_whole[zero])
+
+
 def test_fit_intercept_matches_linear_regression(rng):
     """With fit_intercept the constant goes to intercept_, as in LinearRegression."""
     X = make_design(50, 3, rng=rng, constant=False)
