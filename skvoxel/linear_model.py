@@ -19,6 +19,7 @@ from ._compat import (
 __all__ = ["MassUnivariateOLS"]
 
 _EPS64 = np.finfo(np.float64).eps
+_ALTERNATIVES = frozenset({"two-sided", "greater", "less"})
 
 
 class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -223,7 +224,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             df_resid = n_effective - factors.rank
             rounding = _ols.rounding_tolerance(n_effective, dtype)
             coef = np.empty((design.shape[1], n_voxels), dtype=dtype)
-            rss, r2, sigma2, sigma = (np.empty(n_voxels, dtype=dtype) for _ in range(4))
+            rss, r2, sigma2, inverse_sigma = (
+                np.empty(n_voxels, dtype=dtype) for _ in range(4)
+            )
             # Per block: its zero-variance voxels and their data's norms, and
             # whether its data were finite (blocks may finish in any order).
             zero_variance, finite = {}, {}
@@ -253,7 +256,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 _ols.fit_block(kernel, block_data, buffers, out=out)
                 # The statistics while the block's sums are in cache.
                 zero = _statistics_from_sums(
-                    out, df_resid, rounding, r2[block], sigma2[block], sigma[block]
+                    out,
+                    df_resid,
+                    rounding,
+                    r2[block],
+                    sigma2[block],
+                    inverse_sigma[block],
                 )
                 zero_variance[block.start] = (
                     zero + block.start,
@@ -289,9 +297,11 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._zero_variance_norm = np.concatenate(
             [zero_variance[start][1] for start in starts]
         )
-        # Residual standard deviations for t tests: 0 exactly where the
-        # variance is zero up to rounding (see _zero_variance_effect).
-        self._sigma = sigma
+        # For t maps: 1 / sigma, a multiply per voxel instead of a divide
+        # (0 where the variance is zero up to rounding: see
+        # _zero_variance_effect); and the variance map for standard errors.
+        self._inverse_sigma = inverse_sigma
+        self._sigma2 = sigma2
 
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
@@ -330,7 +340,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
     # map of 50,000 voxels.
     _t_test_constraints = {
         "contrast": ["array-like", str],
-        "alternative": [StrOptions({"two-sided", "greater", "less"})],
+        "alternative": [StrOptions(_ALTERNATIVES)],
     }
     _f_test_constraints = {"contrast": ["array-like", str]}
 
@@ -387,21 +397,24 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         >>> bool(result.p_value[0] < 1e-6), bool(result.p_value[1] > 0.01)
         (True, True)
         """
-        validate_parameter_constraints(
-            self._t_test_constraints,
-            {"contrast": contrast, "alternative": alternative},
-            caller_name="t_test",
-        )
+        # Arrays and expressions with a known alternative pass the constraints
+        # (t_test runs thousands of times on a fit): anything else is checked.
+        known = isinstance(alternative, str) and alternative in _ALTERNATIVES
+        if not (known and isinstance(contrast, np.ndarray | str)):
+            validate_parameter_constraints(
+                self._t_test_constraints,
+                {"contrast": contrast, "alternative": alternative},
+                caller_name="t_test",
+            )
         matrix, weights, rows = self._contrast_rows(contrast, "t_test")
         root = np.sqrt(np.diag(self._contrast_covariance(matrix)))
-        sigma, zero = self._sigma, self._zero_variance_index
+        sigma2, zero = self._sigma2, self._zero_variance_index
         # t = (c / sqrt(c V c^T)) @ coef / sigma: one read of the rows the
         # contrast uses, one map written; effect and stderr are computed if
         # and when they are read, from what this fit left (a later fit
         # replaces the model's arrays, it does not write into them).
         t = (weights / root[:, np.newaxis]).astype(rows.dtype) @ rows
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.divide(t, sigma, out=t)
+        np.multiply(t, self._inverse_sigma, out=t)
         zero_effect = self._zero_variance_effect(weights, rows, root)
         if zero.size:  # sigma is 0 there: t is 0 without an effect, else +-inf
             infinite = np.copysign(np.inf, zero_effect)
@@ -413,7 +426,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return shape(_contrast_effect(weights, rows, zero, zero_effect))
 
         def stderr():
-            return shape(root.astype(rows.dtype)[:, np.newaxis] * sigma)
+            error = root.astype(rows.dtype)[:, np.newaxis] * np.sqrt(sigma2)
+            error[:, zero] = 0.0  # (the variance is rounding there)
+            return shape(error)
 
         return stats.ContrastResult._deferred_fields(
             {"effect": effect, "stderr": stderr},
@@ -495,7 +510,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         rows : ndarray of shape (n_rows, n_voxels)
             The rows of ``coef_`` the contrast uses (see :func:`_used_rows`).
         """
-        check_is_fitted(self)
+        if not hasattr(self, "_inverse_sigma"):  # (cheaper than the check)
+            check_is_fitted(self)
         if self.df_resid_ <= 0:
             msg = (
                 f"MassUnivariateOLS.{method}() needs residual degrees of freedom, "
@@ -509,7 +525,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             contrast, getattr(self, "feature_names_in_", None), n_regressors
         )
         self._check_estimable(matrix, label)
-        used = np.flatnonzero(matrix.any(axis=0))  # never empty: rows are non-zero
+        # Never empty: rows are non-zero.
+        used = np.flatnonzero(matrix[0] if len(matrix) == 1 else matrix.any(axis=0))
         coef = self.coef_.reshape(n_regressors, -1)
         rows, weights_at = _used_rows(coef, used)
         return matrix, matrix[:, weights_at], rows
@@ -637,13 +654,14 @@ def _check_finite_fit(rss):
 _SUMS = ("tss", "sum_squares", "rss_scale")
 
 
-def _statistics_from_sums(sums, df_resid, rounding, r2, sigma2, sigma):
-    """A block's R^2, residual variance and sd from its sums, into the arrays.
+def _statistics_from_sums(sums, df_resid, rounding, r2, sigma2, inverse_sigma):
+    """A block's R^2, residual variance and 1 / sd from its sums, into the arrays.
 
     ``sigma2 = rss / df_resid`` (NaN without residual degrees of freedom);
-    ``sigma`` is its square root, but 0 exactly where the variance is zero
-    up to rounding: ``rss`` below ``rounding`` times the sum of squares it
-    was computed from (see ``MassUnivariateOLS._zero_variance_effect``).
+    ``inverse_sigma`` is ``1 / sqrt(sigma2)``, but 0 exactly where the
+    variance is zero up to rounding: ``rss`` below ``rounding`` times the sum
+    of squares it was computed from (see
+    ``MassUnivariateOLS._zero_variance_effect``).
     R^2 is ``1 - rss / tss``, as ``r2_score`` defines it; constant voxels
     (``tss`` zero up to rounding) follow ``r2_score``'s ``force_finite``: 1
     when fitted exactly, 0 otherwise.
@@ -655,7 +673,7 @@ def _statistics_from_sums(sums, df_resid, rounding, r2, sigma2, sigma):
     df_resid : int
     rounding : float
         :func:`skvoxel._ols.rounding_tolerance` of the fit.
-    r2, sigma2, sigma : ndarray of shape (n_block,)
+    r2, sigma2, inverse_sigma : ndarray of shape (n_block,)
         Written in place.
 
     Returns
@@ -674,7 +692,9 @@ def _statistics_from_sums(sums, df_resid, rounding, r2, sigma2, sigma):
         np.divide(rss, rss.dtype.type(df_resid), out=sigma2)
     else:
         sigma2.fill(np.nan)
-    np.sqrt(sigma2, out=sigma)
+    np.sqrt(sigma2, out=inverse_sigma)
+    with np.errstate(divide="ignore"):
+        np.divide(1.0, inverse_sigma, out=inverse_sigma)
     zero = np.flatnonzero(zero_residual)
-    sigma[zero] = 0.0
+    inverse_sigma[zero] = 0.0
     return zero

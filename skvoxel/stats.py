@@ -1,6 +1,7 @@
 """Voxelwise inference: contrasts, t and F statistics, p-values, z-scores."""
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -310,11 +311,14 @@ def contrast_matrix(contrast, feature_names, n_regressors):
             f"fitted with {n_regressors} regressors."
         )
         raise ValueError(msg)
-    if not np.isfinite(matrix).all():
+    # One reduction for both checks: a row's largest |weight| is NaN or inf
+    # when the row holds one, 0 when the row is all zero.
+    row_max = np.maximum.reduce(np.abs(matrix), axis=1).tolist()
+    if not all(map(math.isfinite, row_max)):
         msg = f"contrast {label} contains NaN or inf; its weights must be finite."
         raise ValueError(msg)
-    if not matrix.any(axis=1).all():
-        zero_rows = np.flatnonzero(~matrix.any(axis=1))
+    if not all(row_max):
+        zero_rows = np.flatnonzero(np.asarray(row_max) == 0)
         msg = (
             f"contrast {label} has an all-zero row (row {zero_rows[0]}); every "
             "row must weight at least one regressor."

@@ -522,6 +522,31 @@ def test_invalid_alternative(rng):
         model.t_test([1, 0], alternative="bigger")
 
 
+@pytest.mark.parametrize("contrast", [np.array([1.0, 0.0]), "x0", [1, 0]])
+@pytest.mark.parametrize("alternative", ["bigger", ["two-sided"], None, 2])
+def test_invalid_alternative_with_any_contrast(rng, contrast, alternative):
+    """Arrays, expressions and lists alike: a bad alternative (unhashable
+    too) is scikit-learn's InvalidParameterError, whatever the contrast."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(make_design(10, 2, rng=rng), columns=["x0", "x1"])
+    model = MassUnivariateOLS().fit(X, rng.normal(size=(10, 2)))
+    with pytest.raises(InvalidParameterError, match=r"'alternative' parameter"):
+        model.t_test(contrast, alternative=alternative)
+
+
+def test_invalid_contrast_type_with_a_valid_alternative(rng):
+    """A contrast of no accepted kind is rejected by the parameter check."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    model = MassUnivariateOLS().fit(
+        make_design(10, 2, rng=rng), rng.normal(size=(10, 2))
+    )
+    with pytest.raises(InvalidParameterError, match=r"'contrast' parameter"):
+        model.t_test(3.0, alternative="greater")
+
+
 def test_contrasts_need_a_fitted_model():
     """t_test on an unfitted model raises NotFittedError."""
     from sklearn.exceptions import NotFittedError
