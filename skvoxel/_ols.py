@@ -148,6 +148,10 @@ class BlockKernel(NamedTuple):
     shift_coef: np.ndarray
     """``(n_regressors,)``, working dtype: ``pinv_ @ 1``, the coefficients of
     the constant that the shift removed."""
+    shifted_coef_map: np.ndarray
+    """``(n_regressors, rank + 1)``, working dtype: ``[shift_coef, coef_map]``,
+    so that one multiply by ``[y0; Z]`` gives the coefficients of shifted
+    blocks."""
     sqrt_weight: np.ndarray | None
     """``(n_samples, 1)``, working dtype, or None when unweighted."""
     outside_norm2: float
@@ -179,6 +183,7 @@ def block_kernel(factors, sample_weight, dtype):
     mean_row = sqrt_weight / np.sqrt(total_weight)
     outside = sqrt_weight - basis @ (basis.T @ sqrt_weight)
     tolerance = rounding_tolerance(n_samples, np.float64) * np.sqrt(total_weight)
+    shift_coef = factors.pinv @ np.ones(n_samples)
     rows = [basis.T]
     if np.linalg.norm(outside) > tolerance:
         rows.append(outside[np.newaxis, :])
@@ -190,7 +195,10 @@ def block_kernel(factors, sample_weight, dtype):
         outside=outside.astype(dtype),
         coef_map=factors.coef_map.astype(dtype),
         mean_map=(basis.T @ mean_row).astype(dtype),
-        shift_coef=(factors.pinv @ np.ones(n_samples)).astype(dtype),
+        shift_coef=shift_coef.astype(dtype),
+        shifted_coef_map=np.hstack(
+            [shift_coef[:, np.newaxis], factors.coef_map]
+        ).astype(dtype),
         sqrt_weight=(
             None if sample_weight is None else sqrt_weight[:, np.newaxis].astype(dtype)
         ),
@@ -401,13 +409,18 @@ def _fit_sums(kernel, data, first, out, buffers):
     n_block = data.shape[1]
     norm2 = out.rss_scale
     np.einsum("ij,ij->j", data, data, out=norm2)
-    coordinates = np.matmul(
-        kernel.projector,
-        data,
-        out=buffers.get("coordinates", kernel.projector.shape[0], dtype, n_block),
-    )
+    # Shifted blocks keep y0 in the row before the coordinates: one multiply
+    # then gives coef = coef_map @ Z + shift_coef y0, with no temporary.
+    shifted = first is not None
+    n_rows = kernel.projector.shape[0] + shifted
+    rows = buffers.get("coordinates", n_rows, dtype, n_block)
+    coordinates = np.matmul(kernel.projector, data, out=rows[shifted:])
     in_space = coordinates[:rank]
-    np.matmul(kernel.coef_map, in_space, out=out.coef)
+    if shifted:
+        rows[0] = first
+        np.matmul(kernel.shifted_coef_map, rows[: rank + 1], out=out.coef)
+    else:
+        np.matmul(kernel.coef_map, in_space, out=out.coef)
     rss = np.einsum("ij,ij->j", in_space, in_space, out=out.rss)
     np.subtract(norm2, rss, out=rss)
     mean = np.matmul(
@@ -419,9 +432,7 @@ def _fit_sums(kernel, data, first, out, buffers):
     tss = np.multiply(mean, mean, out=out.tss)
     np.subtract(norm2, tss, out=tss)
     np.copyto(out.sum_squares, norm2)
-    if first is not None:
-        coef = out.coef  # (a NamedTuple field cannot take +=)
-        coef += kernel.shift_coef[:, np.newaxis] * first
+    if shifted:
         if has_outside:
             rss += first * (
                 2 * coordinates[rank] + first * dtype.type(kernel.outside_norm2)

@@ -243,8 +243,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 dtype,
                 n_threads,
                 in_place=in_place,
-                # The multiply's output and the mean: rank + 2 rows at most.
-                n_work_rows=factors.rank + 2,
+                # The multiply's output (and y0 when shifted) and the mean:
+                # rank + 3 rows at most.
+                n_work_rows=factors.rank + 3,
             )
 
             def fit_one(block_data, block, buffers):
