@@ -184,7 +184,8 @@ _TOLERANCE = 2.5e-13
 # Maps with fewer values use scipy directly: building a table (about 15,000
 # exact values) costs more than it saves below this size.
 TABLE_FROM = 1 << 15
-# Tail functions cost 30-300 ns a value: worth threads from this many values.
+# scipy's tail functions cost 200-300 ns a value: worth threads from this many
+# values (the tables run on the calling thread: see _by_chunks).
 PARALLEL_FROM = 1 << 14
 # Values per call of a tail function: 256 KiB arrays, in cache (measured 2-3x
 # faster than whole maps for the tables).
@@ -395,21 +396,26 @@ def _tabulated_z(table, stat_type, df_num, df_denom, stat, tail, out=None):
     return z
 
 
-def _on_every_core(function, *arrays, dtype=np.float64, writes_out=False):
-    """``function(*arrays)``, elementwise, split over threads on every core.
+def _by_chunks(function, *arrays, dtype=np.float64, writes_out=False, threads=False):
+    """``function(*arrays)``, elementwise, on runs of ``CACHE_CHUNK`` values.
 
-    scipy's special functions and numpy release the GIL, so threads run side
-    by side; each calls ``function`` on runs of ``CACHE_CHUNK`` values,
-    converted to float64 there, so that temporaries stay in cache and no
-    float64 copy of a whole float32 map is made. The result is ``dtype``.
-    With ``writes_out``, ``function`` takes ``out=``, a float64 run of the
-    result to write into (when the result is float64).
+    Each run is converted to float64 there, so that temporaries stay in
+    cache and no float64 copy of a whole float32 map is made. The result is
+    ``dtype``. With ``writes_out``, ``function`` takes ``out=``, a float64
+    run of the result to write into (when the result is float64). With
+    ``threads``, large maps are split over threads on every core: worth it
+    for scipy's special functions, long calls that release the GIL (200,000
+    values: 38 ms on two threads against 73 ms on one), not for the tables,
+    whose many short numpy calls pass the GIL back and forth (200,000 values:
+    5.6-8.2 ms on two threads against 3.6-6.8 ms on one).
     """
     shape = np.shape(arrays[0])
     flat = [np.ravel(array) for array in arrays]
     size = flat[0].size
     out = np.empty(size, dtype=dtype)
     n_threads = max(min(os.cpu_count() or 1, size // PARALLEL_FROM), 1)
+    if not threads:
+        n_threads = 1
     bounds = np.linspace(0, size, n_threads + 1).astype(int)
     in_place = writes_out and out.dtype == np.float64
 
@@ -436,7 +442,7 @@ def small_tail(stat_type, stat, df_num, df_denom):
     Maps of ``TABLE_FROM`` values or more are read off the law's
     :func:`tail_table` (within ``1e-12`` of scipy, relative); smaller maps,
     values beyond the table and pieces the table could not fit come from
-    scipy. Large maps are split over every core.
+    scipy, split over every core from ``PARALLEL_FROM`` values.
 
     Parameters
     ----------
@@ -453,13 +459,13 @@ def small_tail(stat_type, stat, df_num, df_denom):
         function = partial(
             _exact_small_tail, stat_type, df_num=df_num, df_denom=df_denom
         )
-        writes_out = False
+        tabulated = False
     else:
         table = tail_table(stat_type, df_num, df_denom)
         function = partial(_tabulated_tail, table, stat_type, df_num, df_denom)
-        writes_out = True
+        tabulated = True
     with np.errstate(over="ignore"):
-        return _on_every_core(function, stat, writes_out=writes_out)
+        return _by_chunks(function, stat, writes_out=tabulated, threads=not tabulated)
 
 
 def z_score(stat_type, stat, df_num, df_denom, tail, dtype=np.float64):
@@ -489,9 +495,11 @@ def z_score(stat_type, stat, df_num, df_denom, tail, dtype=np.float64):
         def function(chunk, tail_chunk):
             return exact(chunk, tail=tail_chunk)
 
-        writes_out = False
+        tabulated = False
     else:
         table = tail_table(stat_type, df_num, df_denom)
         function = partial(_tabulated_z, table, stat_type, df_num, df_denom)
-        writes_out = True
-    return _on_every_core(function, stat, tail, dtype=dtype, writes_out=writes_out)
+        tabulated = True
+    return _by_chunks(
+        function, stat, tail, dtype=dtype, writes_out=tabulated, threads=not tabulated
+    )
