@@ -49,6 +49,7 @@ def resolve_chunk_size(
     in_place=False,
     n_work_rows=0,
     block_bytes=None,
+    work_share=WORK_SHARE,
 ):
     """Voxels per block.
 
@@ -57,7 +58,7 @@ def resolve_chunk_size(
     chunk_size : int or "auto"
         An explicit count, or ``"auto"``: about ``block_bytes`` of data per
         block, at least 16 voxels, fewer when the working arrays of the
-        ``n_threads`` blocks in flight would hold more than ``WORK_SHARE``
+        ``n_threads`` blocks in flight would hold more than ``work_share``
         of the data (but not below ``MIN_BLOCK_BYTES`` of data), when they,
         with the data and a copy read from a file, would exceed
         scikit-learn's ``working_memory`` (MiB), or when there would be
@@ -75,6 +76,8 @@ def resolve_chunk_size(
     block_bytes : int or None, default=None
         The target size of a block's data, in bytes. None:
         ``BLOCK_BYTES_IN_PLACE`` or ``BLOCK_BYTES_COPIED``.
+    work_share : float, default=WORK_SHARE
+        The share of the data the working arrays may hold.
 
     Returns
     -------
@@ -87,7 +90,7 @@ def resolve_chunk_size(
         if block_bytes is None:
             block_bytes = BLOCK_BYTES_IN_PLACE if in_place else BLOCK_BYTES_COPIED
         work_bytes = (n_work_rows + (0 if in_place else n_samples)) * itemsize
-        share = WORK_SHARE * column_bytes * n_voxels / (n_threads * max(work_bytes, 1))
+        share = work_share * column_bytes * n_voxels / (n_threads * max(work_bytes, 1))
         in_flight = 3 * n_threads * column_bytes
         budget = get_config()["working_memory"] * 2**20
         chunk_size = min(

@@ -278,16 +278,17 @@ def rounding_tolerance(n_samples, dtype):
 _MIN_SHARE = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-2}
 
 
-def fit_block(kernel, data_block, buffers=None, out=None):
+def fit_block(kernel, data_block, buffers=None, out=None, strip=None):
     """Fit one block of voxels in one pass: coefficients and sums of squares.
 
     Computes the formulas of :class:`BlockKernel` with one multiply and one
     sum of squares over the block; no residuals are formed. float32 and
-    weighted fits shift the block by its first row (into a buffer);
-    unweighted float64 fits skip the shift, the baseline costing them a few
-    of float64's digits only. Voxels whose rss is too small a share of the
-    sum of squares for the formulas (constant voxels, near-perfect fits) are
-    redone with explicit residuals.
+    weighted fits shift the block by its first row, ``strip`` voxels at a
+    time, into a buffer that the sum of squares and the multiply then read
+    in cache; unweighted float64 fits skip the shift, the baseline costing
+    them a few of float64's digits only. Voxels whose rss is too small a
+    share of the sum of squares for the formulas (constant voxels,
+    near-perfect fits) are redone with explicit residuals.
 
     Parameters
     ----------
@@ -301,6 +302,10 @@ def fit_block(kernel, data_block, buffers=None, out=None):
     out : BlockFit or None, default=None
         Arrays of the kernel's dtype to write the results into (views of the
         whole fit's arrays); None allocates them.
+    strip : int or None, default=None
+        Voxels shifted at a time (the buffer's width); None: the whole block.
+        Large blocks shifted in small strips keep the buffer small and the
+        calls per voxel few.
 
     Returns
     -------
@@ -319,29 +324,28 @@ def fit_block(kernel, data_block, buffers=None, out=None):
             *(np.empty(n_block, dtype=dtype) for _ in range(4)),
         )
     unshifted = reads_in_place(data_block, dtype, kernel.sqrt_weight)
-    if unshifted:
-        data, first = data_block, None
-    else:
-        scratch = buffers.get("shifted", data_block.shape[0], dtype, n_block)
-        data, first = _shift(kernel, data_block, scratch)
     # Non-finite data are reported by the caller from rss: no warnings here.
     with np.errstate(invalid="ignore", over="ignore"):
-        _fit_sums(kernel, data, first, out, buffers)
+        if unshifted:
+            _fit_sums(kernel, data_block, None, out, buffers)
+        else:
+            _fit_shifted_sums(kernel, data_block, out, buffers, strip or n_block)
         redo = np.flatnonzero(_too_small(out, dtype))
-        if redo.size and unshifted:
-            # The baseline dominates these voxels' sums of squares (a large
-            # mean, little noise): shifted sums, a few blocks of them.
-            for start in range(0, redo.size, _REDO_BLOCK):
-                columns = redo[start : start + _REDO_BLOCK]
-                scratch = buffers.get("redo", data.shape[0], dtype, columns.size)
-                shifted, first = _shift(kernel, data[:, columns], scratch)
+        # Shifted again a few blocks at a time (bounded working memory).
+        for start in range(0, redo.size, _REDO_BLOCK):
+            columns = redo[start : start + _REDO_BLOCK]
+            scratch = buffers.get("redo", data_block.shape[0], dtype, columns.size)
+            shifted, first = _shift(kernel, data_block[:, columns], scratch)
+            if unshifted:
+                # The baseline dominates these voxels' sums of squares (a
+                # large mean, little noise): shifted sums, residuals if need be.
                 _redo_with_residuals(kernel, shifted, first, out, columns, buffers)
-        elif redo.size:
-            _fit_residuals_into(kernel, data[:, redo], first[redo], out, redo)
+            else:
+                _fit_residuals_into(kernel, shifted, first, out, columns)
     return out
 
 
-# Voxels redone at once in the shifted path (bounded working memory).
+# Voxels redone at once (bounded working memory).
 _REDO_BLOCK = 2048
 
 
@@ -405,19 +409,62 @@ def _fit_sums(kernel, data, first, out, buffers):
     is None. Every block-sized temporary is a reused buffer.
     """
     dtype = kernel.projector.dtype
-    rank = kernel.coef_map.shape[1]
     n_block = data.shape[1]
-    norm2 = out.rss_scale
-    np.einsum("ij,ij->j", data, data, out=norm2)
-    # Shifted blocks keep y0 in the row before the coordinates: one multiply
-    # then gives coef = coef_map @ Z + shift_coef y0, with no temporary.
+    np.einsum("ij,ij->j", data, data, out=out.rss_scale)
+    # Shifted data keep y0 in the row before the coordinates (see
+    # _sums_from_coordinates).
     shifted = first is not None
     n_rows = kernel.projector.shape[0] + shifted
     rows = buffers.get("coordinates", n_rows, dtype, n_block)
-    coordinates = np.matmul(kernel.projector, data, out=rows[shifted:])
-    in_space = coordinates[:rank]
+    np.matmul(kernel.projector, data, out=rows[int(shifted) :])
     if shifted:
         rows[0] = first
+    _sums_from_coordinates(kernel, rows, shifted, out, buffers)
+
+
+def _fit_shifted_sums(kernel, data_block, out, buffers, strip):
+    """:func:`_fit_sums` of ``W^½ (Y - 1 y0)``, shifted ``strip`` voxels at a
+    time into a buffer that the sum of squares and the multiply read in cache.
+    """
+    dtype = kernel.projector.dtype
+    n_samples, n_block = data_block.shape
+    rows = buffers.get("coordinates", kernel.projector.shape[0] + 1, dtype, n_block)
+    first, coordinates = rows[0], rows[1:]
+    np.copyto(first, data_block[0], casting="unsafe")
+    scratch = buffers.get("shifted", n_samples, dtype, min(strip, n_block))
+    for start in range(0, n_block, strip):
+        stop = min(start + strip, n_block)
+        shifted = scratch[:, : stop - start]
+        np.subtract(
+            data_block[:, start:stop],
+            first[start:stop],
+            out=shifted,
+            dtype=dtype,
+            casting="unsafe",
+        )
+        if kernel.sqrt_weight is not None:
+            shifted *= kernel.sqrt_weight
+        np.einsum("ij,ij->j", shifted, shifted, out=out.rss_scale[start:stop])
+        np.matmul(kernel.projector, shifted, out=coordinates[:, start:stop])
+    _sums_from_coordinates(kernel, rows, True, out, buffers)
+
+
+def _sums_from_coordinates(kernel, rows, shifted, out, buffers):
+    """Coefficients and sums of squares from the coordinates and ``||D||^2``.
+
+    ``rows`` holds the coordinates (``projector @ D``), after a first row
+    holding ``y0`` when ``shifted``: one multiply then gives
+    ``coef = coef_map @ Z + shift_coef y0``, with no temporary.
+    ``out.rss_scale`` holds ``||D||^2``.
+    """
+    dtype = kernel.projector.dtype
+    rank = kernel.coef_map.shape[1]
+    n_block = rows.shape[1]
+    norm2 = out.rss_scale
+    coordinates = rows[int(shifted) :]
+    in_space = coordinates[:rank]
+    if shifted:
+        first = rows[0]
         np.matmul(kernel.shifted_coef_map, rows[: rank + 1], out=out.coef)
     else:
         np.matmul(kernel.coef_map, in_space, out=out.coef)

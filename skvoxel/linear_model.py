@@ -231,18 +231,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # whether its data were finite (blocks may finish in any order).
             zero_variance, finite = {}, {}
             n_threads = _chunking.resolve_n_threads(self.n_jobs)
-            # Blocks read in place cost no memory; copies and blocks read from a
-            # memmap's file into a buffer do.
-            in_place = _ols.reads_in_place(
-                data, dtype, sample_weight
-            ) and not _chunking.reads_from_file(data)
-            n_block = _chunking.resolve_chunk_size(
+            n_block, n_strip = _block_and_strip(
                 self.chunk_size,
-                n_samples,
-                n_voxels,
+                data,
                 dtype,
                 n_threads,
-                in_place=in_place,
+                shifted=not _ols.reads_in_place(data, dtype, sample_weight),
                 # The multiply's output (and y0 when shifted) and the mean:
                 # rank + 3 rows at most.
                 n_work_rows=factors.rank + 3,
@@ -254,7 +248,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 width = block.stop - block.start
                 sums = (buffers.get(name, 1, dtype, width)[0] for name in _SUMS)
                 out = _ols.BlockFit(coef[:, block], rss[block], *sums)
-                _ols.fit_block(kernel, block_data, buffers, out=out)
+                _ols.fit_block(kernel, block_data, buffers, out=out, strip=n_strip)
                 # The statistics while the block's sums are in cache.
                 zero = _statistics_from_sums(
                     out,
@@ -614,6 +608,48 @@ def _used_rows(coef, used):
     if last + 1 - first <= 2 * used.size:
         return coef[first : last + 1], slice(first, last + 1)
     return coef[used], used
+
+
+def _block_and_strip(chunk_size, data, dtype, n_threads, *, shifted, n_work_rows):
+    """Voxels per block, and per strip of a block shifted into a buffer.
+
+    Blocks of data in memory are views: they cost no memory but their working
+    rows, so they are large (few calls per voxel, which matters for threads
+    sharing Python's lock). Shifted ones are copied into a buffer a strip at
+    a time; blocks read from a memmap's file into a buffer are copies
+    themselves, and are shifted whole. The working arrays of the blocks in
+    flight and the strips' buffers hold at most ``WORK_SHARE`` of the data
+    between them.
+
+    Returns
+    -------
+    n_block : int
+    n_strip : int or None
+        None when the block is not shifted, or shifted whole.
+    """
+    n_samples, n_voxels = data.shape
+    if _chunking.reads_from_file(data):
+        n_block = _chunking.resolve_chunk_size(
+            chunk_size, n_samples, n_voxels, dtype, n_threads, n_work_rows=n_work_rows
+        )
+        return n_block, None
+    share = _chunking.WORK_SHARE / 2 if shifted else _chunking.WORK_SHARE
+    n_block = _chunking.resolve_chunk_size(
+        chunk_size,
+        n_samples,
+        n_voxels,
+        dtype,
+        n_threads,
+        in_place=True,
+        n_work_rows=n_work_rows,
+        work_share=share,
+    )
+    if not shifted:
+        return n_block, None
+    n_strip = _chunking.resolve_chunk_size(
+        "auto", n_samples, n_voxels, dtype, n_threads, work_share=share
+    )
+    return n_block, min(n_strip, n_block)
 
 
 def _check_data_ndim(y):

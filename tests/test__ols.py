@@ -8,6 +8,7 @@ from skvoxel._ols import (
     block_kernel,
     factor_design,
     fit_block,
+    reads_in_place,
     working_dtype,
 )
 
@@ -125,6 +126,34 @@ def test_fit_block_reuses_buffers_and_reads_integers(rng):
     as_float = fit_block(kernel_for(X), Y.astype(np.float64))
     np.testing.assert_allclose(with_scratch.coef, as_float.coef, rtol=1e-12)
     np.testing.assert_allclose(with_scratch.rss, as_float.rss, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "weighted"),
+    [(np.float32, False), (np.float32, True), (np.float64, True)],
+)
+@pytest.mark.parametrize("strip", [1, 7, 64, 1000])
+def test_shifting_in_strips_equals_shifting_whole_blocks(rng, dtype, weighted, strip):
+    """Strips of any width (one voxel, uneven, wider than the block) give the
+    whole block's results: coefficients, sums and the redone voxels (constant,
+    exactly fitted) alike, for every fit that shifts its blocks."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 90, rng=rng, baseline=1000.0)
+    Y[:, [5, 70]] = 321.0  # constant: redone
+    Y[:, [8, 9, 63]] = X @ rng.normal(size=(3, 3))  # exact fits: redone
+    Y = Y.astype(dtype)
+    w = rng.uniform(0.5, 2.0, size=40) if weighted else None
+    assert not reads_in_place(Y, dtype, w)  # these fits shift their blocks
+    kernel = kernel_for(X, w, dtype=dtype)
+    whole = fit_block(kernel, Y)
+    strips = fit_block(kernel, Y, BlockBuffers(), strip=strip)
+    # Only BLAS's summation order may differ with the multiply's width.
+    rtol = 50 * np.finfo(dtype).eps * 40
+    scale = float((Y.astype(np.float64) ** 2).sum(axis=0).max())
+    for name, mine, reference in zip(whole._fields, strips, whole, strict=True):
+        atol = rtol * (scale if name != "coef" else 1000.0)
+        np.testing.assert_allclose(mine, reference, rtol=rtol, atol=atol, err_msg=name)
+    np.testing.assert_array_equal(strips.rss[[5, 70]], 0.0)
 
 
 def test_fit_block_flags_non_finite_data(rng):

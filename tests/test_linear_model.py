@@ -496,3 +496,32 @@ def test_verbose_reports_progress_on_stderr(rng, capsys):
     assert "MassUnivariateOLS.fit: done, 400 voxels" in err
     assert "50% (200 of 400 voxels" in err
     np.testing.assert_array_equal(quiet.coef_, chatty.coef_)
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "n_voxels", "n_regressors"),
+    [(400, 200_000, 20), (100, 500_000, 5), (2_000, 50_000, 50)],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_and_strips_keep_working_memory_within_its_share(
+    n_samples, n_voxels, n_regressors, dtype
+):
+    """Shifted blocks are large views copied a strip at a time: the strips'
+    buffers and the blocks' working rows hold at most WORK_SHARE of the data
+    together; unshifted blocks have no strip."""
+    from skvoxel import _chunking
+    from skvoxel.linear_model import _block_and_strip
+
+    data = np.lib.stride_tricks.as_strided(  # no memory: only shapes matter
+        np.zeros(1, dtype=dtype), (n_samples, n_voxels), (0, 0)
+    )
+    work_rows = n_regressors + 3
+    for shifted in (False, True):
+        n_block, n_strip = _block_and_strip(
+            "auto", data, np.dtype(dtype), 2, shifted=shifted, n_work_rows=work_rows
+        )
+        assert (n_strip is not None) == shifted
+        in_flight = 2 * n_block * work_rows + 2 * (n_strip or 0) * n_samples
+        assert in_flight * data.itemsize <= _chunking.WORK_SHARE * data.nbytes
+        assert n_block >= (n_strip or 0)
+        assert -(-n_voxels // n_block) >= 8  # four blocks a thread at least
