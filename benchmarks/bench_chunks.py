@@ -48,19 +48,42 @@ def _fit(X, Y, chunk_size):
 
 
 def resolved_auto(n_samples, n_voxels, n_regressors, dtype):
-    """The block skvoxel's ``"auto"`` picks here, if its private helper says."""
+    """The blocks skvoxel's ``"auto"`` picks here, if its private helpers say:
+    ``"25000"``, or ``"25000 (strips of 1500)"`` where blocks are shifted a
+    strip at a time."""
+    dtype = np.dtype(dtype)
+    n_threads = None
     with contextlib.suppress(ImportError, AttributeError, TypeError):
         from skvoxel import _chunking, _ols
 
-        in_place = _ols.reads_in_place(np.empty((0, 0), dtype), dtype, None)
-        return int(
+        n_threads = _chunking.resolve_n_threads(None)
+        shifted = not _ols.reads_in_place(np.empty((0, 0), dtype), dtype, None)
+        from skvoxel.linear_model import _block_and_strip
+
+        data = np.lib.stride_tricks.as_strided(  # shapes only, no memory
+            np.zeros(1, dtype=dtype), (n_samples, n_voxels), (0, 0)
+        )
+        n_block, n_strip = _block_and_strip(
+            "auto",
+            data,
+            dtype,
+            n_threads,
+            shifted=shifted,
+            n_work_rows=n_regressors + 3,
+        )
+        return str(n_block) if n_strip is None else f"{n_block} (strips of {n_strip})"
+    if n_threads is None:
+        return None
+    # Checkouts before the strips: one block size.
+    with contextlib.suppress(ImportError, AttributeError, TypeError):
+        return str(
             _chunking.resolve_chunk_size(
                 "auto",
                 n_samples,
                 n_voxels,
                 dtype,
-                _chunking.resolve_n_threads(None),
-                in_place=in_place,
+                n_threads,
+                in_place=not shifted,
                 n_work_rows=n_regressors + 2,
             )
         )

@@ -304,6 +304,30 @@ def test_memmap_data_gives_the_in_memory_fit(rng, tmp_path):
     assert type(from_disk.coef_) is np.ndarray
 
 
+def test_float32_memmap_gives_the_in_memory_fit_to_rounding(rng, tmp_path):
+    """A float32 memmap is shifted block by block, in memory a strip at a
+    time: the multiplies differ in width only, so the fits agree to float32
+    rounding of sums (as any two chunk sizes do)."""
+    X = make_design(60, 3, rng=rng)
+    Y = make_voxels(X, 3_000, rng=rng, baseline=1000.0, noise=10.0)
+    Y = Y.astype(np.float32)
+    mapped = np.memmap(tmp_path / "y.dat", dtype=np.float32, mode="w+", shape=Y.shape)
+    mapped[:] = Y
+    mapped.flush()
+    mapped = np.memmap(tmp_path / "y.dat", dtype=np.float32, mode="r", shape=Y.shape)
+    from_disk = MassUnivariateOLS().fit(X, mapped)
+    in_memory = MassUnivariateOLS().fit(X, Y)
+    rtol = 50 * np.finfo(np.float32).eps * X.shape[0]
+    # Rounding of a sum is relative to the sum of its terms' sizes.
+    terms = np.abs(np.linalg.pinv(X)) @ np.abs(Y.astype(np.float64))
+    np.testing.assert_array_less(
+        np.abs(from_disk.coef_ - in_memory.coef_), rtol * terms + 1e-30
+    )
+    np.testing.assert_allclose(from_disk.rss_, in_memory.rss_, rtol=rtol)
+    t_disk, t_memory = (m.t_test([1.0, 0.0, 0.0]).stat for m in (from_disk, in_memory))
+    np.testing.assert_allclose(t_disk, t_memory, rtol=1e-4, atol=1e-4)
+
+
 def test_predict_and_score(rng):
     """predict is X @ coef_ + intercept_; score is the mean R^2 over voxels."""
     X = make_design(60, 3, rng=rng)
