@@ -619,7 +619,7 @@ def _block_and_strip(chunk_size, data, dtype, n_threads, *, shifted, n_work_rows
     a time; blocks read from a memmap's file into a buffer are copies
     themselves, and are shifted whole. The working arrays of the blocks in
     flight and the strips' buffers hold at most ``WORK_SHARE`` of the data
-    between them.
+    between them (above the smallest sizes ``resolve_chunk_size`` allows).
 
     Returns
     -------
