@@ -327,21 +327,23 @@ def fit_block(kernel, data_block, buffers=None, out=None, strip=None):
     # Non-finite data are reported by the caller from rss: no warnings here.
     with np.errstate(invalid="ignore", over="ignore"):
         if unshifted:
-            _fit_sums(kernel, data_block, None, out, buffers)
+            _fit_sums(kernel, data_block, out, buffers)
         else:
             _fit_shifted_sums(kernel, data_block, out, buffers, strip or n_block)
         redo = np.flatnonzero(_too_small(out, dtype))
-        # Shifted again a few blocks at a time (bounded working memory).
+        # A few blocks at a time (bounded working memory).
         for start in range(0, redo.size, _REDO_BLOCK):
             columns = redo[start : start + _REDO_BLOCK]
-            scratch = buffers.get("redo", data_block.shape[0], dtype, columns.size)
-            shifted, first = _shift(kernel, data_block[:, columns], scratch)
             if unshifted:
                 # The baseline dominates these voxels' sums of squares (a
                 # large mean, little noise): shifted sums, residuals if need be.
-                _redo_with_residuals(kernel, shifted, first, out, columns, buffers)
+                _redo_with_residuals(
+                    kernel, data_block[:, columns], out, columns, buffers
+                )
             else:
-                _fit_residuals_into(kernel, shifted, first, out, columns)
+                _fit_residuals_into(
+                    kernel, data_block[:, columns], out, columns, buffers
+                )
     return out
 
 
@@ -355,25 +357,29 @@ def _too_small(fit, dtype):
     return ~(fit.rss > _MIN_SHARE[dtype] * fit.rss_scale)
 
 
-def _redo_with_residuals(kernel, shifted, first, out, columns, buffers):
-    """Shifted sums for ``columns`` of ``out``; explicit residuals where even
-    they keep too few digits (near-perfect fits, constant voxels)."""
+def _redo_with_residuals(kernel, data, out, columns, buffers):
+    """Shifted sums of ``data`` (the block's ``columns``) into ``out``;
+    explicit residuals where even they keep too few digits (near-perfect
+    fits, constant voxels)."""
     dtype = kernel.projector.dtype
     redone = BlockFit(
         np.empty((kernel.coef_map.shape[0], columns.size), dtype=dtype),
         *(np.empty(columns.size, dtype=dtype) for _ in range(4)),
     )
-    _fit_sums(kernel, shifted, first, redone, buffers)
+    _fit_shifted_sums(kernel, data, redone, buffers, columns.size)
     still = np.flatnonzero(_too_small(redone, dtype))
     if still.size:
-        _fit_residuals_into(kernel, shifted[:, still], first[still], redone, still)
+        _fit_residuals_into(kernel, data[:, still], redone, still, buffers)
     for mine, better in zip(out, redone, strict=True):
         mine[..., columns] = better
 
 
-def _fit_residuals_into(kernel, shifted, first, out, columns):
-    """:func:`_fit_residuals` of shifted data, written into ``columns`` of ``out``."""
-    exact = _fit_residuals(kernel, shifted, first)
+def _fit_residuals_into(kernel, data, out, columns, buffers):
+    """:func:`_fit_residuals` of ``data`` (the block's ``columns``), shifted
+    into a buffer, written into ``columns`` of ``out``."""
+    dtype = kernel.projector.dtype
+    scratch = buffers.get("redo", data.shape[0], dtype, columns.size)
+    exact = _fit_residuals(kernel, *_shift(kernel, data, scratch))
     for mine, better in zip(out, exact, strict=True):
         mine[..., columns] = better
 
@@ -402,30 +408,20 @@ def _shift(kernel, data_block, scratch):
     return scratch, first
 
 
-def _fit_sums(kernel, data, first, out, buffers):
-    """The formulas of BlockKernel into ``out``: one multiply, one sum of squares.
-
-    ``data`` is ``W^½ (Y - 1 y0)``, or ``Y`` itself when ``first`` (``y0``)
-    is None. Every block-sized temporary is a reused buffer.
-    """
+def _fit_sums(kernel, data, out, buffers):
+    """The formulas of BlockKernel into ``out`` for data read as they are
+    (``y0 = 0``): one multiply, one sum of squares, no temporary."""
     dtype = kernel.projector.dtype
-    n_block = data.shape[1]
     np.einsum("ij,ij->j", data, data, out=out.rss_scale)
-    # Shifted data keep y0 in the row before the coordinates (see
-    # _sums_from_coordinates).
-    shifted = first is not None
-    n_rows = kernel.projector.shape[0] + shifted
-    rows = buffers.get("coordinates", n_rows, dtype, n_block)
-    np.matmul(kernel.projector, data, out=rows[int(shifted) :])
-    if shifted:
-        rows[0] = first
-    _sums_from_coordinates(kernel, rows, shifted, out, buffers)
+    rows = buffers.get("coordinates", kernel.projector.shape[0], dtype, data.shape[1])
+    np.matmul(kernel.projector, data, out=rows)
+    _sums_from_coordinates(kernel, rows, False, out, buffers)
 
 
 def _fit_shifted_sums(kernel, data_block, out, buffers, strip):
-    """:func:`_fit_sums` of ``W^½ (Y - 1 y0)``, shifted ``strip`` voxels at a
-    time into a buffer that the sum of squares and the multiply read in cache.
-    """
+    """The formulas of BlockKernel into ``out`` for ``D = W^½ (Y - 1 y0)``,
+    shifted ``strip`` voxels at a time into a buffer that the sum of squares
+    and the multiply read in cache."""
     dtype = kernel.projector.dtype
     n_samples, n_block = data_block.shape
     rows = buffers.get("coordinates", kernel.projector.shape[0] + 1, dtype, n_block)

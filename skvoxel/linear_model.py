@@ -294,9 +294,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         )
         # For t maps: 1 / sigma, a multiply per voxel instead of a divide
         # (0 where the variance is zero up to rounding: see
-        # _zero_variance_effect); and the variance map for standard errors.
+        # _zero_variance_effect).
         self._inverse_sigma = inverse_sigma
-        self._sigma2 = sigma2
 
         if self.fit_intercept:
             coef, intercept = coef[:-1], coef[-1]
@@ -403,7 +402,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
         matrix, weights, rows = self._contrast_rows(contrast, "t_test")
         root = np.sqrt(np.diag(self._contrast_covariance(matrix)))
-        sigma2, zero = self._sigma2, self._zero_variance_index
+        # (sigma2_ is a float for 1-D y.)
+        sigma2 = np.asarray(self.sigma2_, dtype=rows.dtype).reshape(-1)
+        zero = self._zero_variance_index
         # t = (c / sqrt(c V c^T)) @ coef / sigma: one read of the rows the
         # contrast uses, one map written; effect and stderr are computed if
         # and when they are read, from what this fit left (a later fit
