@@ -50,37 +50,111 @@ def t_small_tail(t, df):
         return 0.5 * special.fdtrc(1, df, t * t)
 
 
-def _log_regularized_beta_lower(a, b, log_x):
-    """``log I_x(a, b)`` for small ``x``, where ``I_x`` itself underflows.
+def _log_beta(a, b):
+    """``log B(a, b)``, accurate to about 2e-15 relative for all ``a, b > 0``.
 
-    Uses ``I_x(a, b) = x^a (1-x)^b / (a B(a, b)) * 2F1(a+b, 1; a+1; x)``,
-    whose series converges fast for the tiny ``x`` it is used on. ``x`` is
-    given by its logarithm, which stays finite where ``x`` underflows.
+    scipy's ``betaln`` loses up to 10 digits' worth (1e-10 relative) for one
+    argument between about 1e4 and 1e6 and the other small: the far tails of
+    t and F laws with that many degrees of freedom need it exactly. From 30
+    on, the larger argument gets Stirling's series for
+    ``log(Gamma(a + b) / Gamma(a))``, written without cancellation.
     """
-    x = np.exp(log_x)
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), b)
+    big, small = np.maximum(a, b), np.minimum(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_gamma_ratio = (
+            (big - 0.5) * np.log1p(small / big)
+            + small * np.log(big + small)
+            - small
+            + _stirling_series(big + small)
+            - _stirling_series(big)
+        )
+        stirling = special.gammaln(small) - log_gamma_ratio
+    return np.where(big >= 30.0, stirling, special.betaln(a, b))
+
+
+def _stirling_series(z):
+    """``log Gamma(z) - ((z - 1/2) log z - z + log(2 pi) / 2)``, ``z >= 30``:
+    four terms, the next below 1e-16 relative there."""
+    z2 = z * z
+    return (1 / 12 - (1 / 360 - (1 / 1260 - 1 / (1680 * z2)) / z2) / z2) / z
+
+
+# The continued fraction converged within 12 terms wherever it is used (far
+# tails of t laws of 1 to 1e12 df and F laws up to (50, 1e10), measured);
+# this bounds the loop should it not.
+_MAX_FRACTION_TERMS = 500
+_EPS = np.finfo(np.float64).eps
+
+
+def _beta_continued_fraction(a, b, x, one_minus_x):
+    """The continued fraction of ``I_x(a, b)`` (DLMF 8.17.22), vectorised.
+
+    Returns ``h`` with ``I_x(a, b) = x^a (1-x)^b h / (a B(a, b))``; it
+    converges fast for ``x < (a + 1) / (a + b + 2)``, which holds in the far
+    tails. ``1 - x`` is given separately: ``x`` may lie within rounding of 1
+    (many degrees of freedom), where ``1 - x`` itself would keep no digits.
+    Evaluated by the modified Lentz method.
+    """
+    tiny = 1e-300
+    a, b, x, one_minus_x = (
+        np.array(v, dtype=np.float64) for v in np.broadcast_arrays(a, b, x, one_minus_x)
+    )
+    # The first denominator, 1 - (a + b) x / (a + 1), without cancellation.
+    d = ((1.0 - b) + (a + b) * one_minus_x) / (a + 1.0)
+    d = 1.0 / np.where(np.abs(d) < tiny, tiny, d)
+    c = np.ones_like(x)
+    h = d.copy()
+    active = np.arange(x.size)
+    for m in range(1, _MAX_FRACTION_TERMS + 1):
+        am, bm, xm, cm, dm, hm = (v[active] for v in (a, b, x, c, d, h))
+        for numerator in (
+            m * (bm - m) * xm / ((am - 1.0 + 2 * m) * (am + 2 * m)),
+            -(am + m) * (am + bm + m) * xm / ((am + 2 * m) * (am + 1.0 + 2 * m)),
+        ):
+            dm = 1.0 + numerator * dm
+            dm = 1.0 / np.where(np.abs(dm) < tiny, tiny, dm)
+            cm = 1.0 + numerator / cm
+            cm = np.where(np.abs(cm) < tiny, tiny, cm)
+            step = dm * cm
+            hm = hm * step
+        c[active], d[active], h[active] = cm, dm, hm
+        active = active[np.abs(step - 1.0) > 2 * _EPS]
+        if not active.size:
+            break
+    return h
+
+
+def _log_regularized_beta_lower(a, b, log_q):
+    """``log I_x(a, b)`` for ``x = 1 / (1 + q)``, where ``I_x`` underflows.
+
+    ``q`` is given by its logarithm (it may overflow), so that both ``x``
+    and ``1 - x = q / (1 + q)`` keep their digits: ``x`` is near 1 when the
+    law has many degrees of freedom.
+    """
+    log_x = -np.logaddexp(0.0, log_q)
+    log_one_minus_x = -np.logaddexp(0.0, -log_q)
+    fraction = _beta_continued_fraction(a, b, np.exp(log_x), np.exp(log_one_minus_x))
     return (
-        a * log_x
-        + b * np.log1p(-x)
-        - np.log(a)
-        - special.betaln(a, b)
-        + np.log(special.hyp2f1(a + b, 1.0, a + 1.0, x))
+        a * log_x + b * log_one_minus_x - np.log(a) - _log_beta(a, b) + np.log(fraction)
     )
 
 
 def _log_t_small_tail(magnitude, df):
     """``log P(T > t)`` for ``t = magnitude > 0`` far in the tail.
 
-    ``x = df / (df + t^2)`` is taken by its logarithm: ``t^2`` may overflow.
+    ``P(T > t) = I_x(df / 2, 1 / 2) / 2`` with ``x = df / (df + t^2)``,
+    that is ``q = t^2 / df`` (taken by its logarithm: ``t^2`` may overflow).
     """
-    log_x = np.log(df) - 2 * np.log(magnitude) - np.log1p(df / magnitude / magnitude)
-    return np.log(0.5) + _log_regularized_beta_lower(df / 2.0, 0.5, log_x)
+    log_q = 2.0 * np.log(magnitude) - np.log(df)
+    return np.log(0.5) + _log_regularized_beta_lower(df / 2.0, 0.5, log_q)
 
 
 def _log_f_upper_tail(f, df_num, df_denom):
-    """``log P(F > f)`` far in the tail (``x = df_denom / (df_denom + df_num f)``)."""
-    scaled = df_num * f
-    log_x = np.log(df_denom) - np.log(scaled) - np.log1p(df_denom / scaled)
-    return _log_regularized_beta_lower(df_denom / 2.0, df_num / 2.0, log_x)
+    """``log P(F > f)`` far in the tail: ``I_x(df_denom / 2, df_num / 2)``
+    with ``x = df_denom / (df_denom + df_num f)``, ``q = df_num f / df_denom``."""
+    log_q = np.log(df_num) + np.log(f) - np.log(df_denom)
+    return _log_regularized_beta_lower(df_denom / 2.0, df_num / 2.0, log_q)
 
 
 def z_from_t(t, df, *, small_tail=None):

@@ -198,6 +198,41 @@ Z_OF_F_3_10 = [
 ]
 
 
+# norm.isf of the t and F(3, 1e6) tails with many degrees of freedom, beyond
+# where the tail underflows (the incomplete beta's argument is then within
+# 1e-3 of 1): mpmath at 80 digits, the t density integrated by quadrature.
+Z_OF_T_MANY_DF = [
+    (1e4, 38.0, 36.725170405305217),
+    (1e4, 200.0, 126.86086912425357),
+    (1e4, 1e4, 303.48341517209826),
+    (1e6, 38.0, 37.986283223914996),
+    (1e6, 40.0, 39.98400385708067),
+    (1e6, 60.0, 59.946090063497278),
+    (1e6, 200.0, 198.042151086639),
+    (1e6, 1e4, 2148.2827973880364),
+    (1e8, 38.0, 37.999862726073423),
+    (1e8, 200.0, 199.98000383223367),
+    (1e8, 1e4, 8325.5460919605911),
+]
+Z_OF_F_3_1E6 = [
+    (500.0, 38.508099027745211),
+    (1e3, 54.572144244078961),
+    (1e5, 512.18946845344853),
+]
+
+
+@pytest.mark.parametrize(("df", "t", "expected"), Z_OF_T_MANY_DF)
+def test_z_from_t_is_accurate_with_many_degrees_of_freedom(df, t, expected):
+    """Beyond the underflow of the tail, any df: finite and within 1e-12."""
+    np.testing.assert_allclose(z_from_t(t, df), expected, rtol=1e-12)
+    np.testing.assert_allclose(z_from_t(-t, df), -expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("f", "expected"), Z_OF_F_3_1E6)
+def test_z_from_f_is_accurate_with_many_degrees_of_freedom(f, expected):
+    np.testing.assert_allclose(z_from_f(f, 3, 1e6), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize(("t", "expected"), Z_OF_T_DF10)
 def test_z_from_t_is_accurate_in_both_tails(t, expected):
     """z of t is accurate to 1e-12 relative and antisymmetric, far in the tails."""
