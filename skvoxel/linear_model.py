@@ -401,7 +401,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 caller_name="t_test",
             )
         matrix, weights, rows = self._contrast_rows(contrast, "t_test")
-        root = np.sqrt(np.diag(self._contrast_covariance(matrix)))
+        unit_covariance, row_max = self._unit_covariance(matrix)
+        unit_weights = weights / row_max[:, np.newaxis]
+        unit_root = np.sqrt(np.diag(unit_covariance))
+        root = row_max * unit_root  # sqrt(c V c^T)
         # (sigma2_ is a float for 1-D y.)
         sigma2 = np.asarray(self.sigma2_, dtype=rows.dtype).reshape(-1)
         zero = self._zero_variance_index
@@ -409,20 +412,21 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # contrast uses, one map written; effect and stderr are computed if
         # and when they are read, from what this fit left (a later fit
         # replaces the model's arrays, it does not write into them).
-        t = (weights / root[:, np.newaxis]).astype(rows.dtype) @ rows
+        t = (unit_weights / unit_root[:, np.newaxis]).astype(rows.dtype) @ rows
         np.multiply(t, self._inverse_sigma, out=t)
-        zero_effect = self._zero_variance_effect(weights, rows, root)
         if zero.size:  # sigma is 0 there: t is 0 without an effect, else +-inf
+            zero_effect = self._zero_variance_effect(unit_weights, rows, unit_root)
             infinite = np.copysign(np.inf, zero_effect)
             t[:, zero] = np.where(zero_effect == 0, 0.0, infinite)
         one_map = isinstance(contrast, str) or np.ndim(contrast) == 1
         shape = partial(_result_shape, one_map=one_map, one_voxel=self.coef_.ndim == 1)
 
         def effect():
-            return shape(_contrast_effect(weights, rows, zero, zero_effect))
+            return shape(self._contrast_effect(weights, rows, root))
 
         def stderr():
-            error = root.astype(rows.dtype)[:, np.newaxis] * np.sqrt(sigma2)
+            with np.errstate(over="ignore", invalid="ignore"):  # (as effect)
+                error = root.astype(rows.dtype)[:, np.newaxis] * np.sqrt(sigma2)
             error[:, zero] = 0.0  # (the variance is rounding there)
             return shape(error)
 
@@ -473,17 +477,25 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             self._f_test_constraints, {"contrast": contrast}, caller_name="f_test"
         )
         matrix, weights, rows = self._contrast_rows(contrast, "f_test")
-        covariance = self._contrast_covariance(matrix)
-        zero = self._zero_variance_index
-        zero_effect = self._zero_variance_effect(
-            weights, rows, np.sqrt(np.diag(covariance))
+        # F is the same for rows of any scale: computed from the unit rows.
+        unit_covariance, row_max = self._unit_covariance(matrix)
+        unit_norm = np.sqrt(np.diag(unit_covariance))
+        unit_effect = self._contrast_effect(
+            weights / row_max[:, np.newaxis], rows, unit_norm
         )
-        effect = _contrast_effect(weights, rows, zero, zero_effect)
+        effect = (
+            unit_effect
+            if (row_max == 1.0).all()
+            else self._contrast_effect(weights, rows, row_max * unit_norm)
+        )
+        zero = self._zero_variance_index
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
         if zero.size:
             sigma2 = sigma2.copy()
             sigma2[zero] = 0.0
-        f, df_num = stats.f_statistics(effect, covariance, sigma2, zero_variance=zero)
+        f, df_num = stats.f_statistics(
+            unit_effect, unit_covariance, sigma2, zero_variance=zero
+        )
         shape = partial(_result_shape, one_map=False, one_voxel=self.coef_.ndim == 1)
         return stats.ContrastResult(
             effect=shape(effect),
@@ -542,6 +554,31 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         rounding = np.abs(effect) <= self._rounding * scale
         return np.where(rounding, 0.0, effect).astype(rows.dtype)
 
+    def _contrast_effect(self, weights, rows, row_norm):
+        """``weights @ rows`` ``(q, n_voxels)``: the contrast's effects, 0 at
+        zero-variance voxels where they are rounding (see
+        :meth:`_zero_variance_effect`; ``row_norm`` as there)."""
+        # Weights beyond float32 make a float32 fit's effects inf or NaN (the
+        # statistics, from unit rows, are unaffected).
+        with np.errstate(over="ignore", invalid="ignore"):
+            effect = weights.astype(rows.dtype) @ rows
+            zero = self._zero_variance_index
+            if zero.size:
+                effect[:, zero] = self._zero_variance_effect(weights, rows, row_norm)
+        return effect
+
+    def _unit_covariance(self, matrix):
+        """``C pinv(X^T W X) C^T`` for the rows of ``matrix`` divided by
+        their largest ``|weight|``, and those weights.
+
+        t and F do not depend on a row's scale, but ``C V C^T`` of weights
+        like 1e-200 or 1e200 underflows or overflows: the statistics use
+        unit rows; the effect and its standard error are scaled back.
+        """
+        row_max = np.abs(matrix).max(axis=1)
+        unit = matrix / row_max[:, np.newaxis]
+        return self._contrast_covariance(unit), row_max
+
     def _contrast_covariance(self, matrix):
         """``C pinv(X^T W X) C^T`` over the regressors of ``coef_``."""
         n_regressors = self.n_features_in_
@@ -569,14 +606,6 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
-
-
-def _contrast_effect(weights, rows, zero, zero_effect):
-    """``C @ coef_`` ``(q, n_voxels)``, ``zero_effect`` at the voxels ``zero``."""
-    effect = weights.astype(rows.dtype) @ rows
-    if zero.size:
-        effect[:, zero] = zero_effect
-    return effect
 
 
 def _result_shape(array, one_map, one_voxel):

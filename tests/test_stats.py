@@ -292,6 +292,42 @@ def test_one_row_f_equals_t_squared(seed, weighted):
     assert f_result.df_num == 1
 
 
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    exponents=st.lists(st.integers(-250, 250), min_size=2, max_size=2),
+)
+def test_statistics_do_not_depend_on_the_contrast_scale(seed, exponents):
+    """t and F of rows scaled by 1e-250 to 1e250 equal those of the rows as
+    given; effect and stderr scale with them. Weights that small or large
+    make c pinv(X^T X) c^T underflow or overflow: the statistics must not."""
+    rng = np.random.default_rng(seed)
+    X = make_design(25, 4, rng=rng)
+    Y = make_voxels(X, 15, rng=rng)
+    Y[:, 0] = 3.0  # a zero-variance voxel: t and F are 0 there
+    model = MassUnivariateOLS().fit(X, Y)
+    matrix = rng.normal(size=(2, 4))
+    scales = 10.0 ** np.asarray(exponents, dtype=np.float64)
+    scaled = matrix * scales[:, np.newaxis]
+    for row, scale, scaled_row in zip(matrix, scales, scaled, strict=True):
+        given_t, scaled_t = model.t_test(row), model.t_test(scaled_row)
+        for field in ("stat", "p_value", "z_score"):
+            np.testing.assert_allclose(
+                getattr(scaled_t, field), getattr(given_t, field), rtol=1e-12
+            )
+        for field in ("effect", "stderr"):
+            np.testing.assert_allclose(
+                getattr(scaled_t, field), scale * getattr(given_t, field), rtol=1e-12
+            )
+    given_f, scaled_f = model.f_test(matrix), model.f_test(scaled)
+    np.testing.assert_allclose(scaled_f.stat, given_f.stat, rtol=1e-10)
+    np.testing.assert_allclose(scaled_f.p_value, given_f.p_value, rtol=1e-9)
+    np.testing.assert_allclose(
+        scaled_f.effect, scales[:, np.newaxis] * given_f.effect, rtol=1e-12
+    )
+    assert scaled_f.df_num == given_f.df_num == 2
+
+
 def test_string_contrast_equals_vector(rng):
     """ "a - b" is the vector [1, -1, 0, ...]; expressions weigh as written."""
     pd = pytest.importorskip("pandas")
