@@ -400,11 +400,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 {"contrast": contrast, "alternative": alternative},
                 caller_name="t_test",
             )
-        matrix, weights, rows = self._contrast_rows(contrast, "t_test")
-        unit_covariance, row_max = self._unit_covariance(matrix)
-        unit_weights = weights / row_max[:, np.newaxis]
+        matrix, weights, rows, row_max = self._contrast_rows(contrast, "t_test")
+        unit_covariance, unit_weights, scale = self._unit_rows(matrix, weights, row_max)
         unit_root = np.sqrt(np.diag(unit_covariance))
-        root = row_max * unit_root  # sqrt(c V c^T)
+        root = unit_root if scale is None else scale * unit_root  # sqrt(c V c^T)
         # (sigma2_ is a float for 1-D y.)
         sigma2 = np.asarray(self.sigma2_, dtype=rows.dtype).reshape(-1)
         zero = self._zero_variance_index
@@ -476,17 +475,15 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         validate_parameter_constraints(
             self._f_test_constraints, {"contrast": contrast}, caller_name="f_test"
         )
-        matrix, weights, rows = self._contrast_rows(contrast, "f_test")
+        matrix, weights, rows, row_max = self._contrast_rows(contrast, "f_test")
         # F is the same for rows of any scale: computed from the unit rows.
-        unit_covariance, row_max = self._unit_covariance(matrix)
+        unit_covariance, unit_weights, scale = self._unit_rows(matrix, weights, row_max)
         unit_norm = np.sqrt(np.diag(unit_covariance))
-        unit_effect = self._contrast_effect(
-            weights / row_max[:, np.newaxis], rows, unit_norm
-        )
+        unit_effect = self._contrast_effect(unit_weights, rows, unit_norm)
         effect = (
             unit_effect
-            if (row_max == 1.0).all()
-            else self._contrast_effect(weights, rows, row_max * unit_norm)
+            if scale is None
+            else self._contrast_effect(weights, rows, scale * unit_norm)
         )
         zero = self._zero_variance_index
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
@@ -517,6 +514,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             The columns of ``matrix`` that weight ``rows``.
         rows : ndarray of shape (n_rows, n_voxels)
             The rows of ``coef_`` the contrast uses (see :func:`_used_rows`).
+        row_max : list of float
+            Each row's largest ``|weight|`` (see :meth:`_unit_rows`).
         """
         if not hasattr(self, "_inverse_sigma"):  # (cheaper than the check)
             check_is_fitted(self)
@@ -529,7 +528,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
             raise ValueError(msg)
         n_regressors = self.n_features_in_
-        matrix, label = stats.contrast_matrix(
+        matrix, label, row_max = stats._checked_contrast(
             contrast, getattr(self, "feature_names_in_", None), n_regressors
         )
         self._check_estimable(matrix, label)
@@ -537,7 +536,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         used = np.flatnonzero(matrix[0] if len(matrix) == 1 else matrix.any(axis=0))
         coef = self.coef_.reshape(n_regressors, -1)
         rows, weights_at = _used_rows(coef, used)
-        return matrix, matrix[:, weights_at], rows
+        return matrix, matrix[:, weights_at], rows, row_max
 
     def _zero_variance_effect(self, weights, rows, row_norm):
         """The effects at zero-variance voxels, 0 where they are rounding noise.
@@ -567,17 +566,23 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 effect[:, zero] = self._zero_variance_effect(weights, rows, row_norm)
         return effect
 
-    def _unit_covariance(self, matrix):
-        """``C pinv(X^T W X) C^T`` for the rows of ``matrix`` divided by
-        their largest ``|weight|``, and those weights.
+    def _unit_rows(self, matrix, weights, row_max):
+        """The contrast's rows divided by ``row_max``, their largest
+        ``|weight|``: ``C pinv(X^T W X) C^T`` and the weights of ``rows``
+        for those unit rows, and ``row_max`` as an array (None when all 1).
 
         t and F do not depend on a row's scale, but ``C V C^T`` of weights
         like 1e-200 or 1e200 underflows or overflows: the statistics use
         unit rows; the effect and its standard error are scaled back.
         """
-        row_max = np.abs(matrix).max(axis=1)
-        unit = matrix / row_max[:, np.newaxis]
-        return self._contrast_covariance(unit), row_max
+        if row_max.count(1.0) == len(row_max):  # "a - b": nothing to do
+            return self._contrast_covariance(matrix), weights, None
+        scale = np.asarray(row_max)[:, np.newaxis]
+        return (
+            self._contrast_covariance(matrix / scale),
+            weights / scale,
+            scale[:, 0],
+        )
 
     def _contrast_covariance(self, matrix):
         """``C pinv(X^T W X) C^T`` over the regressors of ``coef_``."""

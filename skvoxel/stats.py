@@ -276,6 +276,13 @@ def contrast_matrix(contrast, feature_names, n_regressors):
     array([[ 1., -1.,  0.],
            [ 0.,  1., -1.]])
     """
+    matrix, label, _ = _checked_contrast(contrast, feature_names, n_regressors)
+    return matrix, label
+
+
+def _checked_contrast(contrast, feature_names, n_regressors):
+    """:func:`contrast_matrix`, and each row's largest ``|weight|`` (a list of
+    floats, all positive): the scale that t and F do not depend on."""
     if isinstance(contrast, str):
         rows = [_parse_expression(contrast, feature_names, n_regressors)]
         label = f'"{contrast}"'
@@ -324,7 +331,7 @@ def contrast_matrix(contrast, feature_names, n_regressors):
             "row must weight at least one regressor."
         )
         raise ValueError(msg)
-    return matrix, label
+    return matrix, label, row_max
 
 
 class _ArrayLabel:
