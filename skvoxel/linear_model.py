@@ -171,6 +171,14 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : MassUnivariateOLS
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            If ``X`` and ``y`` have different numbers of samples, ``y`` has
+            no voxels or more than 2 dimensions, or a voxel's data hold NaN
+            or inf or values whose squares overflow or underflow the working
+            dtype (the message counts those voxels and names the first).
         """
         X, y = validate_data(
             self,
@@ -229,7 +237,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             )
             # Per block: its zero-variance voxels and their data's norms, and
             # whether its data were finite (blocks may finish in any order).
-            zero_variance, finite = {}, {}
+            zero_variance, finite, underflow = {}, {}, {}
+            tiny = np.finfo(dtype).tiny
             n_threads = _chunking.resolve_n_threads(self.n_jobs)
             n_block, n_strip = _block_and_strip(
                 self.chunk_size,
@@ -263,6 +272,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     np.sqrt(out.sum_squares[zero]),
                 )
                 finite[block.start] = bool(np.isfinite(out.rss).all())
+                # Sums of squares below the smallest normal number have lost
+                # their digits (all-zero voxels, as background, are fine).
+                small = np.flatnonzero(out.sum_squares < tiny)
+                if small.size:
+                    small = small[out.coef[:, small].any(axis=0)]
+                underflow[block.start] = small + block.start
 
             with _progress.Progress(
                 n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
@@ -276,6 +291,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 )
         if not all(finite.values()):
             _check_finite_fit(rss)
+        if any(voxels.size for voxels in underflow.values()):
+            _raise_underflow(np.concatenate(list(underflow.values())), n_voxels, dtype)
 
         self.pinv_ = pinv
         self.rank_ = factors.rank
@@ -720,6 +737,19 @@ def _check_finite_fit(rss):
             "must be finite. Mask those voxels out or fill them before fitting."
         )
         raise ValueError(msg)
+
+
+def _raise_underflow(voxels, n_voxels, dtype):
+    """Raise for voxels whose data are too small to square in ``dtype``."""
+    msg = (
+        f"y has values too small to square in {voxels.size} of {n_voxels} "
+        f"voxels (first: column {int(voxels.min())}): their sums of squares "
+        f"fall below {np.finfo(dtype).tiny:.3g}, the smallest normal {dtype}, "
+        "and lose their digits, so their residual variances, t and F would be "
+        "wrong. Multiply y by a constant (such as 2.0**64): the coefficients "
+        "scale with it; t, F, p-values and R^2 do not change."
+    )
+    raise ValueError(msg)
 
 
 # The per-voxel sums a block's statistics need beyond rss (BlockFit's fields).

@@ -383,6 +383,37 @@ def test_non_finite_data(rng, bad):
         MassUnivariateOLS(chunk_size=2).fit(X, Y)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.float64, 1e-160), (np.float64, 1e-200), (np.float32, 1e-25)],
+)
+def test_data_too_small_to_square(rng, dtype, scale):
+    """Data whose squares underflow are rejected, not fitted to wrong t
+    (1e-200 gave t = inf, 1e-160 t off by 1e-4), counting those voxels;
+    all-zero voxels among them are fine."""
+    X = make_design(20, 2, rng=rng)
+    Y = make_voxels(X, 5, rng=rng)
+    Y[:, [0, 3]] = 0.0
+    with pytest.raises(
+        ValueError,
+        match=r"y has values too small to square in 3 of 5 voxels \(first: column 1\)",
+    ):
+        MassUnivariateOLS(chunk_size=2).fit(X, (Y * scale).astype(dtype))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"), [(np.float64, 1e-150), (np.float32, 1e-15)]
+)
+def test_small_data_give_the_same_statistics(rng, dtype, scale):
+    """Data far from 1 but squaring within range give the same t as at 1."""
+    X = make_design(20, 2, rng=rng)
+    Y = make_voxels(X, 5, rng=rng).astype(dtype)
+    expected = MassUnivariateOLS().fit(X, Y).t_test([1, 0]).stat
+    small = MassUnivariateOLS().fit(X, Y * dtype(scale))
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(small.t_test([1, 0]).stat, expected, rtol=rtol)
+
+
 def test_non_finite_design_at_predict(rng):
     """NaN in the design given to predict is rejected too."""
     X = make_design(20, 2, rng=rng)
