@@ -235,8 +235,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             rss, r2, sigma2, inverse_sigma = (
                 np.empty(n_voxels, dtype=dtype) for _ in range(4)
             )
-            # Per block: its zero-variance voxels and their data's norms, and
-            # whether its data were finite (blocks may finish in any order).
+            # Per block: its zero-variance voxels and their data's norms,
+            # whether its data were finite and which of its voxels' sums of
+            # squares underflow (blocks may finish in any order).
             zero_variance, finite, underflow = {}, {}, {}
             tiny = np.finfo(dtype).tiny
             n_threads = _chunking.resolve_n_threads(self.n_jobs)
@@ -438,7 +439,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         shape = partial(_result_shape, one_map=one_map, one_voxel=self.coef_.ndim == 1)
 
         def effect():
-            return shape(self._contrast_effect(weights, rows, root))
+            unit_effect = self._unit_effect(unit_weights, rows, unit_root)
+            return shape(_scaled_back(unit_effect, scale))
 
         def stderr():
             with np.errstate(over="ignore", invalid="ignore"):  # (as effect)
@@ -496,12 +498,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         # F is the same for rows of any scale: computed from the unit rows.
         unit_covariance, unit_weights, scale = self._unit_rows(matrix, weights, row_max)
         unit_norm = np.sqrt(np.diag(unit_covariance))
-        unit_effect = self._contrast_effect(unit_weights, rows, unit_norm)
-        effect = (
-            unit_effect
-            if scale is None
-            else self._contrast_effect(weights, rows, scale * unit_norm)
-        )
+        unit_effect = self._unit_effect(unit_weights, rows, unit_norm)
+        effect = _scaled_back(unit_effect, scale)
         zero = self._zero_variance_index
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
         if zero.size:
@@ -570,17 +568,15 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         rounding = np.abs(effect) <= self._rounding * scale
         return np.where(rounding, 0.0, effect).astype(rows.dtype)
 
-    def _contrast_effect(self, weights, rows, row_norm):
-        """``weights @ rows`` ``(q, n_voxels)``: the contrast's effects, 0 at
-        zero-variance voxels where they are rounding (see
-        :meth:`_zero_variance_effect`; ``row_norm`` as there)."""
-        # Weights beyond float32 make a float32 fit's effects inf or NaN (the
-        # statistics, from unit rows, are unaffected).
-        with np.errstate(over="ignore", invalid="ignore"):
-            effect = weights.astype(rows.dtype) @ rows
-            zero = self._zero_variance_index
-            if zero.size:
-                effect[:, zero] = self._zero_variance_effect(weights, rows, row_norm)
+    def _unit_effect(self, unit_weights, rows, unit_norm):
+        """``unit_weights @ rows`` ``(q, n_voxels)``: the effects of the unit
+        rows (see :meth:`_unit_rows`), 0 at zero-variance voxels where they
+        are rounding (see :meth:`_zero_variance_effect`, ``unit_norm`` its
+        ``row_norm``)."""
+        effect = unit_weights.astype(rows.dtype) @ rows
+        zero = self._zero_variance_index
+        if zero.size:
+            effect[:, zero] = self._zero_variance_effect(unit_weights, rows, unit_norm)
         return effect
 
     def _unit_rows(self, matrix, weights, row_max):
@@ -628,6 +624,18 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = True
         return tags
+
+
+def _scaled_back(unit_effect, scale):
+    """The effects of the contrast's own rows from those of its unit rows."""
+    if scale is None:
+        return unit_effect
+    # In float64: a float32 effect of weights beyond float32 is inf, as it
+    # should be, and 0 stays 0.
+    with np.errstate(over="ignore"):
+        return (unit_effect * scale[:, np.newaxis]).astype(
+            unit_effect.dtype, copy=False
+        )
 
 
 def _result_shape(array, one_map, one_voxel):
