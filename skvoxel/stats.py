@@ -431,11 +431,16 @@ def _parsed_expression(expression, feature_names, n_regressors):
             if isinstance(node.op, ast.Mult) and not (left_vec and right_vec):
                 return left * right
             if isinstance(node.op, ast.Div) and not right_vec:
+                if right == 0.0:
+                    msg = f'contrast "{expression}" divides by zero.'
+                    raise ValueError(msg)
                 return left / right
             raise nonlinear()
         raise nonlinear()
 
-    value = evaluate(tree)
+    # Weights that overflow are reported as non-finite by the caller.
+    with np.errstate(over="ignore", invalid="ignore"):
+        value = evaluate(tree)
     if not isinstance(value, np.ndarray):
         raise nonlinear()
     value.flags.writeable = False  # shared by every call with this key
