@@ -502,9 +502,6 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         effect = _scaled_back(unit_effect, scale)
         zero = self._zero_variance_index
         sigma2 = np.asarray(self.sigma2_, dtype=effect.dtype).reshape(-1)
-        if zero.size:
-            sigma2 = sigma2.copy()
-            sigma2[zero] = 0.0
         f, df_num = stats.f_statistics(
             unit_effect, unit_covariance, sigma2, zero_variance=zero
         )

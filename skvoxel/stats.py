@@ -463,9 +463,10 @@ def f_statistics(effect, contrast_covariance, sigma2, zero_variance=()):
     contrast_covariance : ndarray of shape (q, q)
         ``C pinv(X^T W X) C^T``.
     sigma2 : ndarray of shape (n_voxels,)
-        Residual variances, exactly 0 at ``zero_variance``.
+        Residual variances (not read at ``zero_variance``).
     zero_variance : array-like of int, default=()
-        Indices of zero-variance voxels (``F`` is 0 or ``inf`` there).
+        Indices of zero-variance voxels: ``F`` is ``inf`` there where the
+        effect is not zero, 0 where it is.
 
     Returns
     -------
@@ -476,9 +477,11 @@ def f_statistics(effect, contrast_covariance, sigma2, zero_variance=()):
     df_num = int(np.linalg.matrix_rank(contrast_covariance, hermitian=True))
     effect64 = effect.astype(np.float64, copy=False)
     quadratic = np.einsum("kj,kj->j", effect64, inverse @ effect64)
+    f = np.multiply(sigma2, df_num, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        f = quadratic / (df_num * sigma2.astype(np.float64))
-    if len(zero_variance):  # 0 / 0 there: no effect, so F = 0
-        no_effect = ~effect[:, zero_variance].any(axis=0)
-        f[np.asarray(zero_variance)[no_effect]] = 0.0
-    return f.astype(effect.dtype), df_num
+        np.divide(quadratic, f, out=f)
+    zero_variance = np.asarray(zero_variance, dtype=np.intp)
+    if zero_variance.size:  # sigma2 is rounding there
+        has_effect = effect[:, zero_variance].any(axis=0)
+        f[zero_variance] = np.where(has_effect, np.inf, 0.0)
+    return f.astype(effect.dtype, copy=False), df_num

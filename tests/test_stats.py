@@ -16,7 +16,13 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import r2_score
 
 from skvoxel import ContrastResult, MassUnivariateOLS
-from skvoxel.stats import adjust_p_values, contrast_matrix, z_from_f, z_from_t
+from skvoxel.stats import (
+    adjust_p_values,
+    contrast_matrix,
+    f_statistics,
+    z_from_f,
+    z_from_t,
+)
 
 from .conftest import make_design, make_voxels
 
@@ -326,6 +332,19 @@ def test_statistics_do_not_depend_on_the_contrast_scale(seed, exponents):
         scaled_f.effect, scales[:, np.newaxis] * given_f.effect, rtol=1e-12
     )
     assert scaled_f.df_num == given_f.df_num == 2
+
+
+def test_f_statistics_at_zero_variance_voxels():
+    """At zero-variance voxels F is inf with an effect and 0 without, whatever
+    the (rounding-level) variance passed there; elsewhere e' pinv(V) e / (r s2)."""
+    effect = np.array([[1.0, 0.0, 2.0], [0.5, 0.0, 0.0]])
+    covariance = np.array([[2.0, 0.5], [0.5, 1.0]])
+    sigma2 = np.array([1e-30, 1e-30, 4.0])
+    f, df_num = f_statistics(effect, covariance, sigma2, zero_variance=[0, 1])
+    expected = effect[:, 2] @ np.linalg.solve(covariance, effect[:, 2]) / (2 * 4.0)
+    assert df_num == 2
+    np.testing.assert_array_equal(f[:2], [np.inf, 0.0])
+    np.testing.assert_allclose(f[2], expected, rtol=1e-14)
 
 
 def test_string_contrast_equals_vector(rng):
