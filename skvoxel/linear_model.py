@@ -240,6 +240,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # squares underflow (blocks may finish in any order).
             zero_variance, finite, underflow = {}, {}, {}
             tiny = np.finfo(dtype).tiny
+            # Below this, subnormal squares cost rss more than the rounding
+            # tolerance (see _underflowed).
+            scale_floor = 5.0 * np.sqrt(n_effective) * tiny
             n_threads = _chunking.resolve_n_threads(self.n_jobs)
             n_block, n_strip = _block_and_strip(
                 self.chunk_size,
@@ -273,12 +276,9 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
                     np.sqrt(out.sum_squares[zero]),
                 )
                 finite[block.start] = bool(np.isfinite(out.rss).all())
-                # Sums of squares below the smallest normal number have lost
-                # their digits (all-zero voxels, as background, are fine).
-                small = np.flatnonzero(out.sum_squares < tiny)
-                if small.size:
-                    small = small[out.coef[:, small].any(axis=0)]
-                underflow[block.start] = small + block.start
+                underflow[block.start] = block.start + _underflowed(
+                    out, tiny, scale_floor
+                )
 
             with _progress.Progress(
                 n_voxels, verbose=self.verbose, label="MassUnivariateOLS.fit"
@@ -293,7 +293,12 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if not all(finite.values()):
             _check_finite_fit(rss)
         if any(voxels.size for voxels in underflow.values()):
-            _raise_underflow(np.concatenate(list(underflow.values())), n_voxels, dtype)
+            _raise_underflow(
+                np.concatenate(list(underflow.values())),
+                n_voxels,
+                dtype,
+                weighted=sample_weight is not None,
+            )
 
         self.pinv_ = pinv
         self.rank_ = factors.rank
@@ -744,15 +749,47 @@ def _check_finite_fit(rss):
         raise ValueError(msg)
 
 
-def _raise_underflow(voxels, n_voxels, dtype):
+def _underflowed(fit, tiny, scale_floor):
+    """A block's voxels whose sums of squares lost digits to underflow.
+
+    Squares below ``tiny`` (the smallest normal number) are subnormal: each
+    is off by up to ``tiny * eps``. ``rss`` is a difference of sums of
+    ``n`` squares and at least 1 % of the sum it came from (else the voxel
+    is redone, with squares as small), so it keeps the rounding tolerance
+    ``10 sqrt(n) eps`` while that sum, ``rss_scale``, is at least
+    ``5 sqrt(n) tiny`` (``scale_floor``). A zero ``rss_scale`` is a
+    constant voxel, unless its data's whole sum of squares is below ``tiny``
+    too while its coefficients are not zero: squares that all rounded to 0.
+    All-zero voxels (background) are fine.
+
+    Returns
+    -------
+    voxels : ndarray of int
+        Positions within the block.
+    """
+    scale, sum_squares = fit.rss_scale, fit.sum_squares
+    voxels = np.flatnonzero((scale < scale_floor) | (sum_squares < tiny))
+    if voxels.size:
+        lost = scale[voxels] > 0
+        lost |= (sum_squares[voxels] < tiny) & fit.coef[:, voxels].any(axis=0)
+        voxels = voxels[lost]
+    return voxels
+
+
+def _raise_underflow(voxels, n_voxels, dtype, *, weighted):
     """Raise for voxels whose data are too small to square in ``dtype``."""
+    data = "y times the square roots of sample_weight" if weighted else "y"
+    fix = (
+        "Multiply y (or sample_weight) by a constant such as 2.0**64"
+        if weighted
+        else "Multiply y by a constant such as 2.0**64"
+    )
     msg = (
-        f"y has values too small to square in {voxels.size} of {n_voxels} "
-        f"voxels (first: column {int(voxels.min())}): their sums of squares "
+        f"{data} has values too small to square in {voxels.size} of "
+        f"{n_voxels} voxels (first: column {int(voxels.min())}): their squares "
         f"fall below {np.finfo(dtype).tiny:.3g}, the smallest normal {dtype}, "
         "and lose their digits, so their residual variances, t and F would be "
-        "wrong. Multiply y by a constant (such as 2.0**64): the coefficients "
-        "scale with it; t, F, p-values and R^2 do not change."
+        f"wrong. {fix}: t, F, p-values and R^2 do not change."
     )
     raise ValueError(msg)
 

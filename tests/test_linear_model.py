@@ -401,6 +401,26 @@ def test_data_too_small_to_square(rng, dtype, scale):
         MassUnivariateOLS(chunk_size=2).fit(X, (Y * scale).astype(dtype))
 
 
+def test_weighted_data_too_small_to_square(rng):
+    """float32 data weighted by 1e-45: the shifted squares are subnormal
+    (t was 3 % off, silently); constant voxels are not counted."""
+    X = make_design(40, 3, rng=rng)
+    Y = make_voxels(X, 5, rng=rng, baseline=1000.0).astype(np.float32)
+    Y[:, 2] = 1000.0  # constant: its shifted data are exactly 0
+    weights = rng.uniform(0.2, 3.0, size=40)
+    with pytest.raises(
+        ValueError,
+        match=r"y times the square roots of sample_weight has values too small "
+        r"to square in 4 of 5 voxels \(first: column 0\)",
+    ):
+        MassUnivariateOLS().fit(X, Y, sample_weight=weights * 1e-45)
+    expected = MassUnivariateOLS().fit(X, Y, sample_weight=weights)
+    scaled = MassUnivariateOLS().fit(X, Y, sample_weight=weights * 1e-30)
+    np.testing.assert_allclose(
+        scaled.t_test([1, 0, 0]).stat, expected.t_test([1, 0, 0]).stat, rtol=1e-5
+    )
+
+
 @pytest.mark.parametrize(
     ("dtype", "scale"), [(np.float64, 1e-150), (np.float32, 1e-15)]
 )
