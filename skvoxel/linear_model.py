@@ -222,8 +222,10 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             factors = _ols.factor_design(
                 design, sample_weight, rcond=self.rcond, dtype=dtype
             )
-            kernel = _ols.block_kernel(factors, sample_weight, dtype)
-            pinv = factors.pinv.astype(dtype)
+            with np.errstate(over="ignore"):  # (checked just below)
+                kernel = _ols.block_kernel(factors, sample_weight, dtype)
+                pinv = factors.pinv.astype(dtype)
+            _check_kernel_range(kernel, pinv, factors, sample_weight is not None)
             n_effective = (
                 n_samples
                 if sample_weight is None
@@ -747,6 +749,28 @@ def _check_finite_fit(rss):
             "must be finite. Mask those voxels out or fill them before fitting."
         )
         raise ValueError(msg)
+
+
+def _check_kernel_range(kernel, pinv, factors, weighted):
+    """Raise when the design's factors overflow the working dtype (float32
+    with weights or regressors of extreme scale): the fit would be inf."""
+    arrays = [pinv, kernel.projector, kernel.shifted_coef_map]
+    if kernel.sqrt_weight is not None:
+        arrays.append(kernel.sqrt_weight)
+    if all(np.isfinite(array).all() for array in arrays):
+        return
+    dtype = pinv.dtype
+    if weighted:
+        what = "the design's factors with sample_weight (W^1/2 and pinv(W^1/2 X))"
+        fix = "Scale sample_weight by a constant (t, F, p-values and R^2 do not change)"
+    else:
+        what = "the design's pseudo-inverse"
+        fix = "Rescale the design's columns"
+    msg = (
+        f"{what} hold values beyond the range of {dtype}, so a {dtype} fit "
+        f"would overflow. {fix}, or fit float64 data."
+    )
+    raise ValueError(msg[0].upper() + msg[1:])
 
 
 def _underflowed(fit, tiny, scale_floor):

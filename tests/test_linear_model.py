@@ -401,6 +401,22 @@ def test_data_too_small_to_square(rng, dtype, scale):
         MassUnivariateOLS(chunk_size=2).fit(X, (Y * scale).astype(dtype))
 
 
+@pytest.mark.parametrize("scale", [1e-150, 1e150])
+def test_weights_beyond_float32(rng, scale):
+    """Weights whose factors overflow float32 are rejected for float32 data
+    (t was -inf, with warnings only); float64 data fit as unscaled."""
+    X = make_design(30, 3, rng=rng)
+    Y = make_voxels(X, 4, rng=rng)
+    weights = rng.uniform(0.2, 3.0, size=30)
+    with pytest.raises(ValueError, match=r"beyond the range of float32.*Scale "):
+        MassUnivariateOLS().fit(X, Y.astype(np.float32), sample_weight=weights * scale)
+    expected = MassUnivariateOLS().fit(X, Y, sample_weight=weights)
+    scaled = MassUnivariateOLS().fit(X, Y, sample_weight=weights * scale)
+    np.testing.assert_allclose(
+        scaled.t_test([1, 0, 0]).stat, expected.t_test([1, 0, 0]).stat, rtol=1e-10
+    )
+
+
 def test_weighted_data_too_small_to_square(rng):
     """float32 data weighted by 1e-45: the shifted squares are subnormal
     (t was 3 % off, silently); constant voxels are not counted."""
