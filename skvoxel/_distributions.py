@@ -97,8 +97,8 @@ def _beta_continued_fraction(a, b, x, one_minus_x):
     Evaluated by the modified Lentz method.
     """
     tiny = 1e-300
-    a, b, x, one_minus_x = (
-        np.array(v, dtype=np.float64) for v in np.broadcast_arrays(a, b, x, one_minus_x)
+    a, b, x, one_minus_x = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (a, b, x, one_minus_x))
     )
     # The first denominator, 1 - (a + b) x / (a + 1), without cancellation.
     d = ((1.0 - b) + (a + b) * one_minus_x) / (a + 1.0)

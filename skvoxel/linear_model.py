@@ -225,7 +225,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             with np.errstate(over="ignore"):  # (checked just below)
                 kernel = _ols.block_kernel(factors, sample_weight, dtype)
                 pinv = factors.pinv.astype(dtype)
-            _check_kernel_range(kernel, pinv, factors, sample_weight is not None)
+            _check_kernel_range(kernel, pinv, weighted=sample_weight is not None)
             n_effective = (
                 n_samples
                 if sample_weight is None
@@ -450,7 +450,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return shape(_scaled_back(unit_effect, scale))
 
         def stderr():
-            with np.errstate(over="ignore", invalid="ignore"):  # (as effect)
+            # Beyond float32: inf (as the effect), and inf * 0 where zeroed.
+            with np.errstate(over="ignore", invalid="ignore"):
                 error = root.astype(rows.dtype)[:, np.newaxis] * np.sqrt(sigma2)
             error[:, zero] = 0.0  # (the variance is rounding there)
             return shape(error)
@@ -751,7 +752,7 @@ def _check_finite_fit(rss):
         raise ValueError(msg)
 
 
-def _check_kernel_range(kernel, pinv, factors, weighted):
+def _check_kernel_range(kernel, pinv, *, weighted):
     """Raise when the design's factors overflow the working dtype (float32
     with weights or regressors of extreme scale): the fit would be inf."""
     arrays = [pinv, kernel.projector, kernel.shifted_coef_map]
@@ -761,16 +762,16 @@ def _check_kernel_range(kernel, pinv, factors, weighted):
         return
     dtype = pinv.dtype
     if weighted:
-        what = "the design's factors with sample_weight (W^1/2 and pinv(W^1/2 X))"
+        what = "The design's factors with sample_weight (W^1/2 and pinv(W^1/2 X))"
         fix = "Scale sample_weight by a constant (t, F, p-values and R^2 do not change)"
     else:
-        what = "the design's pseudo-inverse"
+        what = "The design's pseudo-inverse"
         fix = "Rescale the design's columns"
     msg = (
         f"{what} hold values beyond the range of {dtype}, so a {dtype} fit "
         f"would overflow. {fix}, or fit float64 data."
     )
-    raise ValueError(msg[0].upper() + msg[1:])
+    raise ValueError(msg)
 
 
 def _underflowed(fit, tiny, scale_floor):
@@ -803,11 +804,8 @@ def _underflowed(fit, tiny, scale_floor):
 def _raise_underflow(voxels, n_voxels, dtype, *, weighted):
     """Raise for voxels whose data are too small to square in ``dtype``."""
     data = "y times the square roots of sample_weight" if weighted else "y"
-    fix = (
-        "Multiply y (or sample_weight) by a constant such as 2.0**64"
-        if weighted
-        else "Multiply y by a constant such as 2.0**64"
-    )
+    scalable = "y (or sample_weight)" if weighted else "y"
+    fix = f"Multiply {scalable} by a constant such as 2.0**64"
     msg = (
         f"{data} has values too small to square in {voxels.size} of "
         f"{n_voxels} voxels (first: column {int(voxels.min())}): their squares "
