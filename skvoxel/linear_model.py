@@ -675,6 +675,19 @@ def _used_rows(coef, used):
     return coef[used], used
 
 
+# A strip's rows are read from memory faster when long, and its buffer is
+# re-read (sum of squares, multiply) faster when small. float32, one thread:
+# rows of 11-16 KB were shifted at 2.3-2.6 values a nanosecond, rows of 4-10
+# KB at 1.3-1.5 (n=400); with 2,000 samples no row that long fits a small
+# buffer, and buffers of 2-3 MB fitted faster than of 5-6 MB (W3: strips of
+# 250 or 375 voxels against 655 or 750). So strips widen to rows of
+# STRIP_ROW_BYTES where such a strip's buffer stays within STRIP_BYTES: W1 in
+# float32 was fitted 1.05-1.07x faster with strips of 3,000 voxels than of
+# 1,500 (15 and 21 paired rounds).
+STRIP_ROW_BYTES = 12 * 2**10
+STRIP_BYTES = 5 * 2**20
+
+
 def _block_and_strip(chunk_size, data, dtype, n_threads, *, shifted, n_work_rows):
     """Voxels per block, and per strip of a block shifted into a buffer.
 
@@ -684,7 +697,10 @@ def _block_and_strip(chunk_size, data, dtype, n_threads, *, shifted, n_work_rows
     a time; blocks read from a memmap's file into a buffer are copies
     themselves, and are shifted whole. The working arrays of the blocks in
     flight and the strips' buffers hold at most ``WORK_SHARE`` of the data
-    between them (above the smallest sizes ``resolve_chunk_size`` allows).
+    between them, half each (above the smallest sizes ``resolve_chunk_size``
+    allows); but strips whose rows would be shorter than ``STRIP_ROW_BYTES``
+    widen to that length where their buffer stays within ``STRIP_BYTES``,
+    taking up to ``WORK_SHARE`` on their own (see ``STRIP_ROW_BYTES``).
 
     Returns
     -------
@@ -714,6 +730,16 @@ def _block_and_strip(chunk_size, data, dtype, n_threads, *, shifted, n_work_rows
     n_strip = _chunking.resolve_chunk_size(
         "auto", n_samples, n_voxels, dtype, n_threads, work_share=share
     )
+    if n_samples * STRIP_ROW_BYTES <= STRIP_BYTES:
+        long_rows = _chunking.resolve_chunk_size(
+            "auto",
+            n_samples,
+            n_voxels,
+            dtype,
+            n_threads,
+            block_bytes=n_samples * STRIP_ROW_BYTES,
+        )
+        n_strip = max(n_strip, long_rows)
     return n_block, min(n_strip, n_block)
 
 

@@ -599,20 +599,29 @@ def test_blocks_and_strips_keep_working_memory_within_its_share(
 ):
     """Shifted blocks are large views copied a strip at a time: the strips'
     buffers and the blocks' working rows hold at most WORK_SHARE of the data
-    together; unshifted blocks have no strip."""
+    together, half each; but where rows of STRIP_ROW_BYTES fit a strip of
+    STRIP_BYTES, strips widen to them (wide rows read faster), up to
+    WORK_SHARE on their own. Unshifted blocks have no strip."""
     from skvoxel import _chunking
-    from skvoxel.linear_model import _block_and_strip
+    from skvoxel.linear_model import STRIP_BYTES, STRIP_ROW_BYTES, _block_and_strip
 
     data = np.lib.stride_tricks.as_strided(  # no memory: only shapes matter
         np.zeros(1, dtype=dtype), (n_samples, n_voxels), (0, 0)
     )
     work_rows = n_regressors + 3
+    share = _chunking.WORK_SHARE
+    long_rows_fit = n_samples * STRIP_ROW_BYTES <= STRIP_BYTES
     for shifted in (False, True):
         n_block, n_strip = _block_and_strip(
             "auto", data, np.dtype(dtype), 2, shifted=shifted, n_work_rows=work_rows
         )
         assert (n_strip is not None) == shifted
-        in_flight = 2 * n_block * work_rows + 2 * (n_strip or 0) * n_samples
-        assert in_flight * data.itemsize <= _chunking.WORK_SHARE * data.nbytes
+        rows_bytes = 2 * n_block * work_rows * data.itemsize
+        assert rows_bytes <= (share / 2 if shifted else share) * data.nbytes
+        strips_bytes = 2 * (n_strip or 0) * n_samples * data.itemsize
+        assert strips_bytes <= (share if long_rows_fit else share / 2) * data.nbytes
+        if shifted and long_rows_fit:  # as wide as that share or those rows allow
+            widest = min(share * data.nbytes, 2 * n_samples * STRIP_ROW_BYTES)
+            assert strips_bytes > widest - 2 * n_samples * data.itemsize
         assert n_block >= (n_strip or 0)
         assert -(-n_voxels // n_block) >= 8  # four blocks a thread at least
