@@ -15,6 +15,7 @@ from ._compat import (
     _fit_context,
     validate_parameter_constraints,
 )
+from ._validation import reject_complex
 
 __all__ = ["MassUnivariateOLS"]
 
@@ -180,6 +181,8 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             or inf or values whose squares overflow or underflow the working
             dtype (the message counts those voxels and names the first).
         """
+        reject_complex(X, "X", "MassUnivariateOLS")
+        reject_complex(y, "y", "MassUnivariateOLS")
         X, y = validate_data(
             self,
             X,
@@ -351,6 +354,7 @@ class MassUnivariateOLS(MultiOutputMixin, RegressorMixin, BaseEstimator):
             ``X @ coef_ + intercept_``.
         """
         check_is_fitted(self)
+        reject_complex(X, "X", "MassUnivariateOLS")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return X @ self.coef_ + self.intercept_
 

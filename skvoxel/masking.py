@@ -17,6 +17,7 @@ from ._compat import (
     _fit_context,
     validate_params,
 )
+from ._validation import reject_complex
 
 __all__ = ["VoxelMasker", "apply_mask", "unmask"]
 
@@ -579,6 +580,7 @@ def _read_images(X, *, estimator):
             f"{type(X).__name__}."
         )
         raise TypeError(msg)
+    reject_complex(X, "X", type(estimator).__name__)
     array = check_array(
         X,
         dtype="numeric",
@@ -765,6 +767,7 @@ def _extract(images, mask):
 
 def _check_voxel_rows(X, n_voxels, *, owner):
     """Validate ``(n_samples, n_voxels)`` or ``(n_voxels,)`` voxel values."""
+    reject_complex(X, "X", "VoxelMasker" if owner == "VoxelMasker" else "unmask")
     X = check_array(
         X,
         dtype=[np.float64, np.float32],

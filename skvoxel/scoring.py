@@ -6,6 +6,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array, check_consistent_length
 
 from ._compat import validate_params
+from ._validation import reject_complex
 from .masking import VoxelMasker, _check_mask_shape, _load_mask
 
 __all__ = ["voxel_r2_score", "voxel_r2_scorer"]
@@ -63,6 +64,7 @@ def voxel_r2_score(y_true, y_pred, *, mask=None, sample_weight=None):
     """
     arrays = []
     for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        reject_complex(y, name, "voxel_r2_score")
         y = check_array(
             y,
             ensure_2d=False,

@@ -360,6 +360,21 @@ def test_mismatched_sample_counts(rng):
         MassUnivariateOLS().fit(X, rng.normal(size=(19, 3)))
 
 
+def test_complex_inputs_are_refused_by_name(rng):
+    """Complex X or y, in fit or predict: a ValueError naming the input
+    (scikit-learn's own names neither and prints the whole array)."""
+    X = make_design(20, 2, rng=rng)
+    Y = rng.normal(size=(20, 3))
+    model = MassUnivariateOLS()
+    with pytest.raises(ValueError, match=r"^Complex data not supported: y has dtype"):
+        model.fit(X, Y + 1j)
+    with pytest.raises(ValueError, match=r"^Complex data not supported: X has dtype"):
+        model.fit(X.astype(np.complex64), Y)
+    model.fit(X, Y)
+    with pytest.raises(ValueError, match=r"^Complex data not supported: X has dtype"):
+        model.predict(X + 0j)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_design(rng, bad):
     """NaN or inf in X is rejected, naming X."""

@@ -320,6 +320,28 @@ def test_epi_strategy_leaves_out_non_finite_voxels():
     assert mask.sum() == 15 and not mask[2, 2]
 
 
+def test_complex_values_are_refused_by_name(rng):
+    """Complex images or voxel values, in every entry point: a ValueError
+    naming X (scikit-learn's own prints the whole array)."""
+    images = rng.normal(size=(4, 3, 3, 2))
+    mask = np.ones((3, 3, 2), dtype=bool)
+    masker = VoxelMasker().fit(images)
+    match = r"^Complex data not supported: X has dtype complex128, but {} works"
+    calls = {
+        "VoxelMasker": [
+            lambda: VoxelMasker().fit(images + 1j),
+            lambda: masker.transform(images + 1j),
+            lambda: masker.inverse_transform(masker.transform(images) + 1j),
+            lambda: apply_mask(images + 1j, mask),
+        ],
+        "unmask": [lambda: unmask(np.ones(18) + 1j, mask)],
+    }
+    for owner, entries in calls.items():
+        for call in entries:
+            with pytest.raises(ValueError, match=match.format(owner)):
+                call()
+
+
 @pytest.mark.parametrize(
     ("dtype", "expected"),
     [

@@ -32,6 +32,17 @@ def image_problem(rng, n_samples=30, spatial_shape=(4, 5, 3)):
     return X, mask, images
 
 
+@pytest.mark.parametrize("which", ["y_true", "y_pred"])
+def test_voxel_r2_score_refuses_complex_values_by_name(rng, which):
+    """A complex y_true or y_pred: a ValueError naming it."""
+    arrays = {"y_true": rng.normal(size=(5, 4)), "y_pred": rng.normal(size=(5, 4))}
+    arrays[which] = arrays[which] + 1j
+    with pytest.raises(
+        ValueError, match=rf"^Complex data not supported: {which} has dtype"
+    ):
+        voxel_r2_score(arrays["y_true"], arrays["y_pred"])
+
+
 def test_voxel_r2_score_is_mean_r2_over_mask_voxels(rng):
     """With a mask: the mean R^2 of the in-mask voxels, written out."""
     mask = make_mask((4, 5, 3), rng=rng)
