@@ -247,6 +247,7 @@ class VoxelMasker(TransformerMixin, BaseEstimator):
             ``X``. float32 values stay float32, others become float64.
         """
         check_is_fitted(self)
+        reject_complex(X, "X", "VoxelMasker")
         X = _check_voxel_rows(X, self.n_voxels_, owner="VoxelMasker")
         if self.affine_ is not None:
             return _to_nifti(X, self.mask_, self.affine_)
@@ -370,6 +371,7 @@ def unmask(X, mask):
     >>> unmask(np.array([1.0, 2.0]), [True, False, False, True])
     array([1., 0., 0., 2.])
     """
+    reject_complex(X, "X", "unmask")
     mask, affine = _load_mask(mask)
     X = _check_voxel_rows(X, int(np.count_nonzero(mask)), owner="mask")
     if affine is not None:
@@ -767,7 +769,6 @@ def _extract(images, mask):
 
 def _check_voxel_rows(X, n_voxels, *, owner):
     """Validate ``(n_samples, n_voxels)`` or ``(n_voxels,)`` voxel values."""
-    reject_complex(X, "X", "VoxelMasker" if owner == "VoxelMasker" else "unmask")
     X = check_array(
         X,
         dtype=[np.float64, np.float32],
