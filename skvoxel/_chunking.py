@@ -33,8 +33,9 @@ BLOCK_BYTES_COPIED = 8 * 2**20
 BLOCK_BYTES_IN_PLACE = 128 * 2**20
 # The working arrays of the blocks in flight (copies, multiply outputs; one
 # block per thread) hold at most this share of the data, so that the fit's
-# memory beyond its outputs stays a few per cent of Y; but no block is made
-# smaller than MIN_BLOCK_BYTES of data for it.
+# memory beyond its outputs stays a few per cent of Y (strips widened to long
+# rows may take as much again as half of it: see linear_model._block_and_strip);
+# but no block is made smaller than MIN_BLOCK_BYTES of data for it.
 WORK_SHARE = 0.03
 MIN_BLOCK_BYTES = 2**20
 
